@@ -1,0 +1,69 @@
+# The two commands a newcomer needs: `make dev` (the whole local stack) and `make test` (the suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install dev demo test unit lint fmt typecheck check package clean
+
+help:
+	@echo "make dev       install what is missing, then run the whole local stack (Ctrl-C stops it)"
+	@echo "make demo      the same, with demo companies, buyers and events, and tokens to try"
+	@echo "make test      run the full test suite (own emulators on free ports)"
+	@echo "make lint      ruff check + ruff format --check + mypy"
+	@echo "make package   build one deployable source bundle per function into build/"
+
+# Each venv is rebuilt only when its requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo "==> creating $(VENV) and installing requirements-dev.txt"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+.venv-localstripe/.installed: requirements-localstripe.txt
+	@echo "==> creating .venv-localstripe (localstripe)"
+	@test -x .venv-localstripe/bin/python || $(PYTHON) -m venv .venv-localstripe
+	@.venv-localstripe/bin/pip install --quiet -r requirements-localstripe.txt
+	@touch $@
+
+.venv-tasks/.installed: requirements-tasks-emulator.txt
+	@echo "==> creating .venv-tasks (Cloud Tasks emulator)"
+	@test -x .venv-tasks/bin/python || $(PYTHON) -m venv .venv-tasks
+	@.venv-tasks/bin/pip install --quiet -r requirements-tasks-emulator.txt
+	@touch $@
+
+install: $(STAMP) .venv-localstripe/.installed .venv-tasks/.installed
+	@$(PY) -m dev.preflight
+
+dev: install
+	@echo "==> starting the local stack (Ctrl-C stops everything)"
+	@$(PY) -m dev.stack up
+
+demo: install
+	@echo "==> starting the local stack with demo data (Ctrl-C stops everything)"
+	@$(PY) -m dev.stack up --demo
+
+test: install
+	@echo "==> running the test suite (starts its own emulators on free ports)"
+	@$(PY) -m pytest
+
+unit: $(STAMP)
+	@$(PY) -m pytest tests/unit
+
+lint: $(STAMP)
+	@echo "==> ruff check, ruff format --check, mypy"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+package: $(STAMP)
+	@$(PY) -m dev.package
+
+clean:
+	rm -rf build .run .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""Start-up shared by every entry module: settings checked and logging configured at import."""
+
+from __future__ import annotations
+
+import sys
+
+from shared.core.logging import configure_logging
+from shared.core.settings import ConfigurationError, Settings, get_settings
+
+
+def start() -> Settings:
+    """Validate settings once per process; refuse to start, with a clear message, when unsafe."""
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level)
+    return settings

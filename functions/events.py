@@ -1,0 +1,52 @@
+"""The `events` function: managers create and update events; anyone searches and reads them."""
+
+from __future__ import annotations
+
+import functions_framework
+
+from functions._common import start
+from shared.bootstrap import container
+from shared.core.http import ApiRequest, ApiResponse, Router, json_response
+from shared.schemas import EventIn, EventPatch, EventSearch
+from shared.services.events import EventView
+
+start()
+router = Router()
+
+
+def _event(status: int, view: EventView) -> ApiResponse:
+    return json_response(status, view.out(), ETag=f'"{view.event.version}"')
+
+
+@router.route("POST", "/v1/events")
+def create(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return _event(201, c.events.create(principal, req.json_body(EventIn)))
+
+
+@router.route("GET", "/v1/events")
+def search(req: ApiRequest) -> ApiResponse:
+    c = container()
+    return json_response(200, c.events.search(req.query(EventSearch)))
+
+
+@router.route("GET", "/v1/events/{event_id}")
+def get(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.optional_principal(req.header("Authorization"))
+    return _event(200, c.events.get(principal, req.params["event_id"]))
+
+
+@router.route("PATCH", "/v1/events/{event_id}")
+def update(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    patch = req.json_body(EventPatch)
+    view = c.events.update(principal, req.params["event_id"], patch, req.header("If-Match"))
+    return _event(200, view)
+
+
+@functions_framework.http
+def events(request):  # type: ignore[no-untyped-def]
+    return router.handle(request)

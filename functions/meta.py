@@ -1,0 +1,27 @@
+"""The `meta` function: health and the OpenAPI document."""
+
+from __future__ import annotations
+
+import functions_framework
+
+from functions._common import start
+from shared.core.http import ApiRequest, ApiResponse, Router, json_response
+from shared.openapi import document
+
+settings = start()
+router = Router()
+
+
+@router.route("GET", "/healthz")
+def healthz(req: ApiRequest) -> ApiResponse:
+    return json_response(200, {"status": "ok"})
+
+
+@router.route("GET", "/v1/openapi.json")
+def openapi(req: ApiRequest) -> ApiResponse:
+    return json_response(200, document(include_dev=settings.is_local))
+
+
+@functions_framework.http
+def meta(request):  # type: ignore[no-untyped-def]
+    return router.handle(request)

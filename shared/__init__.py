@@ -1,0 +1,1 @@
+"""Domain package shared by every Cloud Function of the ticketing backend."""

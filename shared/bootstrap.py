@@ -1,0 +1,60 @@
+"""Composition root: builds clients, DALs and services on first use and keeps them per process.
+
+Nothing here runs at import time, so a function module imports fast and a cold start pays only for
+the clients its path uses (Firestore always; Stripe, Pub/Sub and Tasks only where needed).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
+
+from shared.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+    from shared.services.events import EventService
+    from shared.services.identity import Authenticator
+    from shared.services.users import UserService
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def firestore(self) -> firestore.Client:
+        from google.cloud import firestore
+
+        return firestore.Client(project=self.settings.gcp_project)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        from shared.core.auth import TokenVerifier
+        from shared.dal.users import UserDAL
+        from shared.services.identity import Authenticator
+
+        s = self.settings
+        verifier = TokenVerifier(s.issuer, s.audience, s.jwks_url, s.auth_leeway_seconds)
+        return Authenticator(verifier, UserDAL(self.firestore))
+
+    @cached_property
+    def users(self) -> UserService:
+        from shared.dal.users import CompanyDAL, UserDAL
+        from shared.services.users import UserService
+
+        return UserService(UserDAL(self.firestore), CompanyDAL(self.firestore))
+
+    @cached_property
+    def events(self) -> EventService:
+        from shared.dal.events import EventDAL
+        from shared.dal.inventory import InventoryDAL
+        from shared.services.events import EventService
+
+        return EventService(EventDAL(self.firestore), InventoryDAL(self.firestore))
+
+
+@lru_cache(maxsize=1)
+def container() -> Container:
+    return Container(get_settings())

@@ -1,0 +1,1 @@
+"""Cross-cutting concerns: settings, errors, authentication, logging, HTTP plumbing."""

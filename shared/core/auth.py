@@ -1,0 +1,82 @@
+"""Bearer-token verification: RS256 JWTs checked against the issuer's JWKS with pyjwt.
+
+The same code verifies Firebase Auth, any OIDC issuer (Keycloak) and the local development
+issuer: only the issuer, audience and JWKS address differ. `alg` is pinned to RS256, so unsigned
+(`alg: none`) and HMAC tokens are refused whatever their header says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from shared.core.errors import Unauthenticated, Unavailable
+
+ALGORITHMS = ["RS256"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the identity provider says the caller is (not yet who they are to us)."""
+
+    issuer: str
+    subject: str
+    email: str | None = None
+    name: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class TokenVerifier:
+    def __init__(self, issuer: str, audience: str, jwks_url: str, leeway_seconds: int = 30) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = min(max(leeway_seconds, 0), 60)
+        # JWKS cached for 5 minutes; an unknown `kid` forces one refetch (key rotation).
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=300, timeout=5)
+
+    def verify(self, token: str) -> Identity:
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise Unavailable("identity provider keys could not be fetched") from exc
+        except (jwt.PyJWKClientError, jwt.DecodeError) as exc:
+            raise Unauthenticated("token signing key not recognised") from exc
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated("token audience not accepted") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthenticated("token issuer not accepted") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("token not valid") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("token has no subject")
+        return Identity(
+            issuer=self.issuer,
+            subject=subject,
+            email=claims.get("email"),
+            name=claims.get("name"),
+            claims=claims,
+        )
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("missing Authorization: Bearer token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization must be 'Bearer <token>'")
+    return token.strip()

@@ -1,0 +1,138 @@
+"""Settings from the environment, validated once per process.
+
+Emulator, localstripe and local-issuer settings are refused outside the `local` and `test`
+profiles and outside a `demo-` project, so a production process can never talk to a fake.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["local", "test", "staging", "prod"]
+AuthProvider = Literal["firebase", "oidc", "local"]
+
+FIREBASE_JWKS_URL = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+LOCAL_PROFILES = ("local", "test")
+
+
+class ConfigurationError(RuntimeError):
+    """The process must not start with these settings."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    profile: Profile = "local"
+    gcp_project: str = Field(default="demo-tickets", alias="GOOGLE_CLOUD_PROJECT")
+    region: str = "europe-west1"
+
+    # Local stand-ins (refused outside local/test).
+    firestore_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+    cloud_tasks_emulator_host: str | None = None
+    stripe_api_base: str | None = None
+
+    # Authentication.
+    auth_provider: AuthProvider = "firebase"
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    dev_issuer_key_file: str | None = None
+
+    # Payments (secrets: environment variables mounted from Secret Manager in production).
+    payment_provider: Literal["stripe"] = "stripe"
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+
+    # Booking rules.
+    hold_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    max_pending_bookings_per_buyer: int = Field(default=1, ge=1, le=100)
+
+    # HTTP.
+    cors_allowed_origins: str = ""
+    max_body_bytes: int = 64 * 1024
+    log_level: str = "INFO"
+
+    @property
+    def is_local(self) -> bool:
+        return self.profile in LOCAL_PROFILES
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_allowed_origins.split(",") if o.strip())
+
+    @property
+    def issuer(self) -> str:
+        if self.auth_issuer:
+            return self.auth_issuer
+        if self.auth_provider == "firebase":
+            return f"https://securetoken.google.com/{self.gcp_project}"
+        raise ConfigurationError("AUTH_ISSUER is required for this AUTH_PROVIDER")
+
+    @property
+    def audience(self) -> str:
+        return self.auth_audience or self.gcp_project
+
+    @property
+    def jwks_url(self) -> str:
+        if self.auth_jwks_url:
+            return self.auth_jwks_url
+        if self.auth_provider == "firebase":
+            return FIREBASE_JWKS_URL
+        raise ConfigurationError("AUTH_JWKS_URL is required for this AUTH_PROVIDER")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        local_only = {
+            "FIRESTORE_EMULATOR_HOST": self.firestore_emulator_host,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_emulator_host,
+            "CLOUD_TASKS_EMULATOR_HOST": self.cloud_tasks_emulator_host,
+            "STRIPE_API_BASE": self.stripe_api_base,
+            "AUTH_PROVIDER=local": "on" if self.auth_provider == "local" else None,
+            "DEV_ISSUER_KEY_FILE": self.dev_issuer_key_file,
+        }
+        used = [name for name, value in local_only.items() if value]
+        if used and not self.is_local:
+            raise ValueError(f"{', '.join(used)} set in profile '{self.profile}': local and test only")
+        if used and not self.gcp_project.startswith("demo-"):
+            raise ValueError(f"{', '.join(used)} set for project '{self.gcp_project}': demo- projects only")
+        if self.is_local and not self.gcp_project.startswith("demo-"):
+            raise ValueError(f"profile '{self.profile}' needs a demo- project id, not '{self.gcp_project}'")
+        if not self.is_local:
+            missing = [
+                name
+                for name, value in {
+                    "STRIPE_SECRET_KEY": self.stripe_secret_key,
+                    "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+                }.items()
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"missing production secrets: {', '.join(missing)}")
+            if self.auth_provider == "oidc" and not (self.auth_issuer and self.auth_jwks_url):
+                raise ValueError("AUTH_PROVIDER=oidc needs AUTH_ISSUER and AUTH_JWKS_URL")
+        return self
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from `env` (default: the process environment) or raise ConfigurationError."""
+    try:
+        if env is None:
+            return Settings()
+        values = {k.lower(): v for k, v in env.items()}
+        if "google_cloud_project" in values:
+            values["GOOGLE_CLOUD_PROJECT"] = values.pop("google_cloud_project")
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigurationError(f"refusing to start: {reasons}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,43 @@
+"""What every DAL shares: the client, conversions, and Firestore errors turned into domain ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+
+class DocumentExists(Exception):
+    """A create() met a document that already exists."""
+
+
+class ConcurrentUpdate(Exception):
+    """A write's precondition failed: someone else changed the document first."""
+
+
+class Dal:
+    collection: str
+
+    def __init__(self, client: firestore.Client) -> None:
+        self.client = client
+
+    def ref(self, doc_id: str) -> firestore.DocumentReference:
+        return self.client.collection(self.collection).document(doc_id)
+
+
+def commit(batch: firestore.WriteBatch) -> None:
+    """Commit a batch; map precondition failures to domain exceptions."""
+    try:
+        batch.commit()
+    except gexc.AlreadyExists as exc:
+        raise DocumentExists(str(exc)) from None
+    except (gexc.FailedPrecondition, gexc.NotFound) as exc:
+        raise ConcurrentUpdate(str(exc)) from None
+
+
+def as_utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    raise TypeError(f"not a timestamp: {value!r}")

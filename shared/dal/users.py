@@ -1,0 +1,80 @@
+"""UserDAL and CompanyDAL: users, the identity that owns each, unique usernames, companies."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.dal.base import Dal, DocumentExists, as_utc, commit
+from shared.models import Company, User
+
+IDENTITIES = "identities"
+USERNAMES = "usernames"
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+class IdentityTaken(Exception):
+    pass
+
+
+class CompanyDAL(Dal):
+    collection = "companies"
+
+    def get(self, company_id: str) -> Company | None:
+        snap = self.ref(company_id).get()
+        return _company(snap.to_dict() or {}) if snap.exists else None
+
+
+class UserDAL(Dal):
+    collection = "users"
+
+    def get(self, user_id: str) -> User | None:
+        snap = self.ref(user_id).get()
+        return _user(snap.to_dict() or {}) if snap.exists else None
+
+    def user_id_for(self, identity_key: str) -> str | None:
+        snap = self.client.collection(IDENTITIES).document(identity_key).get()
+        return snap.get("user_id") if snap.exists else None
+
+    def register(self, user: User, company: Company | None) -> None:
+        """Create the user, its identity claim, its username and company, all or nothing."""
+        batch = self.client.batch()
+        batch.create(self.client.collection(IDENTITIES).document(user.identity_key), {"user_id": user.id})
+        batch.create(self._username_ref(user.username), {"user_id": user.id})
+        batch.create(self.ref(user.id), asdict(user))
+        if company is not None:
+            batch.create(self.client.collection(CompanyDAL.collection).document(company.id), asdict(company))
+        try:
+            commit(batch)
+        except DocumentExists:
+            if self.user_id_for(user.identity_key) is not None:
+                raise IdentityTaken from None
+            raise UsernameTaken from None
+
+    def update(self, user: User, previous_username: str) -> None:
+        """Save a changed user; move the username claim when it changed."""
+        batch = self.client.batch()
+        if user.username.casefold() != previous_username.casefold():
+            batch.create(self._username_ref(user.username), {"user_id": user.id})
+            batch.delete(self._username_ref(previous_username))
+        batch.set(self.ref(user.id), asdict(user))
+        try:
+            commit(batch)
+        except DocumentExists:
+            raise UsernameTaken from None
+
+    def _username_ref(self, username: str) -> firestore.DocumentReference:
+        return self.client.collection(USERNAMES).document(username.casefold())
+
+
+def _user(data: dict[str, Any]) -> User:
+    return User(**{**data, "created_at": as_utc(data["created_at"]), "updated_at": as_utc(data["updated_at"])})
+
+
+def _company(data: dict[str, Any]) -> Company:
+    return Company(**{**data, "created_at": as_utc(data["created_at"])})

@@ -1,0 +1,114 @@
+"""Domain objects. Pure Python: no Firestore, no HTTP. Rules that belong to one object live here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from shared import geo
+
+Role = Literal["user", "admin"]
+EventStatus = Literal["published", "draft"]
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def new_id() -> str:
+    """Opaque random id: 20 characters of URL-safe base64 (120 bits), never time-ordered."""
+    return secrets.token_urlsafe(15)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def words(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD.findall(text)]
+
+
+@dataclass(frozen=True)
+class Company:
+    id: str
+    name: str
+    address: str
+    email: str
+    country_code: str
+    phone_number: str
+    registration_number: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    identity_key: str  # who the identity provider says this is: hash of issuer and subject
+    name: str
+    email: str
+    username: str
+    country_code: str
+    phone_number: str
+    role: Role
+    company_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def manages(self, company_id: str) -> bool:
+        return self.is_admin and self.company_id == company_id
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    company_id: str
+    name: str
+    description: str | None
+    event_date: date
+    event_time: time
+    timezone: str
+    venue: str
+    location_lat: float
+    location_long: float
+    capacity: int
+    base_price: int
+    surge_price: int
+    surge_threshold: float
+    currency: str
+    max_tickets_per_booking: int
+    status: EventStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    starts_at: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        local = datetime.combine(self.event_date, self.event_time, ZoneInfo(self.timezone))
+        object.__setattr__(self, "starts_at", local.astimezone(UTC))
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == "published"
+
+    def has_started(self, now: datetime) -> bool:
+        return self.starts_at <= now
+
+    def unit_price(self, taken: int) -> int:
+        """Price per ticket for a booking made while `taken` (sold + held) tickets are gone."""
+        if self.capacity and taken / self.capacity >= self.surge_threshold:
+            return self.surge_price
+        return self.base_price
+
+    def search_tokens(self) -> list[str]:
+        return sorted(set(words(self.name)) | set(words(self.venue)))
+
+    def geohashes(self) -> dict[int, str]:
+        return geo.prefixes(self.location_lat, self.location_long)
+
+    def revised(self, now: datetime, **changes: object) -> Event:
+        return replace(self, **changes, version=self.version + 1, updated_at=now)  # type: ignore[arg-type]

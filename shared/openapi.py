@@ -1,0 +1,139 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models the handlers validate with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from shared import schemas as s
+
+PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    auth: str = "required"  # required | optional | none
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    headers: tuple[str, ...] = ()
+    errors: tuple[int, ...] = field(default=())
+
+
+OPERATIONS: list[Operation] = [
+    Operation("GET", "/healthz", "Liveness", {200: s.Health}, auth="none"),
+    Operation("GET", "/v1/openapi.json", "This document", {200: None}, auth="none"),
+    Operation("POST", "/v1/users", "Register the token's subject", {201: s.UserOut}, body=s.UserIn, errors=(409,)),
+    Operation("GET", "/v1/users/me", "The caller", {200: s.UserOut}),
+    Operation("PATCH", "/v1/users/me", "Change the caller's profile", {200: s.UserOut}, body=s.UserPatch),
+    Operation("GET", "/v1/companies/{company_id}", "A company (its admins only)", {200: s.CompanyOut}, errors=(404,)),
+    Operation("POST", "/v1/events", "Create an event (admin)", {201: s.EventOut}, body=s.EventIn),
+    Operation(
+        "GET", "/v1/events", "Search published events", {200: s.Page[s.EventOut]}, auth="none", query=s.EventSearch
+    ),
+    Operation("GET", "/v1/events/{event_id}", "An event", {200: s.EventOut}, auth="optional", errors=(404,)),
+    Operation(
+        "PATCH",
+        "/v1/events/{event_id}",
+        "Change an event (admin of its company)",
+        {200: s.EventOut},
+        body=s.EventPatch,
+        headers=("If-Match",),
+        errors=(404, 409, 412, 428),
+    ),
+]
+
+DEV_OPERATIONS: list[Operation] = [
+    Operation("POST", "/dev/token", "Mint a local ID token", {200: s.DevTokenOut}, auth="none", body=s.DevTokenIn),
+    Operation("GET", "/dev/jwks.json", "Local issuer's public keys", {200: None}, auth="none"),
+]
+
+
+def _models() -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {"Problem": s.Problem}
+    for op in OPERATIONS + DEV_OPERATIONS:
+        for model in [op.body, *op.responses.values()]:
+            if model is not None:
+                found[model.__name__] = model
+    return list(found.values())
+
+
+@lru_cache(maxsize=2)
+def document(include_dev: bool = False) -> dict[str, Any]:
+    refs, defs = models_json_schema(
+        [(m, "validation" if m in _request_models() else "serialization") for m in _models()],
+        ref_template=REF,
+    )
+    paths: dict[str, Any] = {}
+    for op in OPERATIONS + (DEV_OPERATIONS if include_dev else []):
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Event ticketing API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _request_models() -> set[type[BaseModel]]:
+    return {op.body for op in OPERATIONS + DEV_OPERATIONS if op.body is not None}
+
+
+def _ref(model: type[BaseModel], refs: dict[Any, Any]) -> dict[str, Any]:
+    mode = "validation" if model in _request_models() else "serialization"
+    return refs[(model, mode)]
+
+
+def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{op.path}"}
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+        for name in _path_names(op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(by_alias=True)
+        required = set(schema.get("required", []))
+        for name, prop in schema["properties"].items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    for header in op.headers:
+        params.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
+    if params:
+        result["parameters"] = params
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body, refs)}},
+        }
+    if op.auth == "required":
+        result["security"] = [{"bearer": []}]
+    elif op.auth == "optional":
+        result["security"] = [{}, {"bearer": []}]
+    responses: dict[str, Any] = {}
+    for status, model in op.responses.items():
+        content = {"application/json": {"schema": _ref(model, refs) if model else {"type": "object"}}}
+        responses[str(status)] = {"description": "OK", "content": content}
+    error_statuses = set(op.errors) | {413, 422}
+    if op.auth == "required":
+        error_statuses |= {401, 403}
+    elif op.auth == "optional":
+        error_statuses |= {401}
+    problem = {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}
+    for status in sorted(error_statuses):
+        responses[str(status)] = {"description": "Problem", "content": problem}
+    result["responses"] = responses
+    return result
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

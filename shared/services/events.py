@@ -1,0 +1,224 @@
+"""Event managers create and change events; anyone finds and reads published ones."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+
+from shared import geo
+from shared.core.errors import (
+    CapacityBelowSold,
+    Forbidden,
+    NotFound,
+    PreconditionRequired,
+    ValidationFailed,
+    VersionConflict,
+)
+from shared.dal.events import EventQuery, VersionMismatch
+from shared.models import Event, new_id, utcnow, words
+from shared.schemas import EventIn, EventOut, EventPatch, EventSearch, Page
+from shared.services.identity import Principal
+
+# The widest UTC offsets in use: a local date starts at most 14 h before, and ends at most 12 h
+# after, the same date in UTC.
+EARLIEST_OFFSET, LATEST_OFFSET = timedelta(hours=14), timedelta(hours=12)
+SCAN_BUDGET = 500
+
+
+class EventStore(Protocol):
+    def create(self, event: Event) -> None: ...
+    def get(self, event_id: str) -> Event | None: ...
+    def save(self, event: Event, expected_version: int) -> None: ...
+    def scan_published(
+        self, query: EventQuery, matches: Callable[[Event], bool], limit: int, budget: int
+    ) -> tuple[list[Event], tuple[datetime, str] | None]: ...
+
+
+class Inventory(Protocol):
+    def taken(self, event_id: str, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class EventView:
+    event: Event
+    taken: int
+    distance_km: float | None = None
+
+    def out(self) -> EventOut:
+        return EventOut.of(self.event, self.taken, self.distance_km)
+
+
+def _field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, [{"field": field, "message": message}])
+
+
+def _check_rules(event: Event, now: datetime, *, schedule_changed: bool) -> None:
+    if schedule_changed and event.starts_at <= now:
+        raise _field_error("event_date", "the event must start in the future")
+    if event.surge_price < event.base_price:
+        raise _field_error("surge_price", "surge_price must not be below base_price")
+
+
+class EventService:
+    def __init__(self, events: EventStore, inventory: Inventory) -> None:
+        self.events = events
+        self.inventory = inventory
+
+    # ---- managers ---------------------------------------------------------------------------
+
+    def create(self, principal: Principal, data: EventIn) -> EventView:
+        if not principal.is_admin or principal.company_id is None:
+            raise Forbidden("only event managers create events")
+        now = utcnow()
+        fields = data.model_dump()
+        event = Event(
+            id=new_id(),
+            company_id=principal.company_id,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            **{**fields, "event_time": time.fromisoformat(fields["event_time"])},
+        )
+        _check_rules(event, now, schedule_changed=True)
+        self.events.create(event)
+        return EventView(event, 0)
+
+    def update(self, principal: Principal, event_id: str, patch: EventPatch, if_match: str | None) -> EventView:
+        expected = _expected_version(if_match, patch.version)
+        current = self._visible(principal, event_id)
+        if not principal.manages(current.company_id):
+            raise Forbidden("only the owning company's admins change an event")
+        if current.version != expected:
+            raise VersionConflict(f"current version is {current.version}")
+        now = utcnow()
+        changes = patch.changes()
+        if "event_time" in changes:
+            changes["event_time"] = time.fromisoformat(changes["event_time"])
+        revised = current.revised(now, **changes)
+        schedule_changed = revised.starts_at != current.starts_at
+        _check_rules(revised, now, schedule_changed=schedule_changed)
+        taken = self.inventory.taken(event_id, now)
+        if revised.capacity < taken:
+            raise CapacityBelowSold(f"{taken} tickets are sold or held")
+        try:
+            self.events.save(revised, expected_version=expected)
+        except VersionMismatch as exc:
+            raise VersionConflict(f"current version is {exc.current}") from None
+        return EventView(revised, taken)
+
+    # ---- everyone ---------------------------------------------------------------------------
+
+    def get(self, principal: Principal | None, event_id: str) -> EventView:
+        event = self._visible(principal, event_id)
+        return EventView(event, self.inventory.taken(event_id, utcnow()))
+
+    def search(self, criteria: EventSearch) -> Page[EventOut]:
+        now = utcnow()
+        fingerprint = _fingerprint(criteria)
+        after = _decode_token(criteria.page_token, fingerprint) if criteria.page_token else None
+        query, matches, distance = _plan(criteria, now, after)
+        found, cursor = self.events.scan_published(query, matches, criteria.limit, SCAN_BUDGET)
+        views = self._with_availability(found, now, distance)
+        token = _encode_token(cursor, fingerprint) if cursor else None
+        return Page[EventOut](items=[v.out() for v in views], next_page_token=token)
+
+    def _visible(self, principal: Principal | None, event_id: str) -> Event:
+        event = self.events.get(event_id)
+        if event is None:
+            raise NotFound("event not found")
+        if not event.is_published and not (principal and principal.manages(event.company_id)):
+            raise NotFound("event not found")
+        return event
+
+    def _with_availability(
+        self, events: list[Event], now: datetime, distance: Callable[[Event], float | None]
+    ) -> list[EventView]:
+        if not events:
+            return []
+        with ThreadPoolExecutor(max_workers=min(8, len(events))) as pool:
+            taken = list(pool.map(lambda e: self.inventory.taken(e.id, now), events))
+        return [EventView(e, t, distance(e)) for e, t in zip(events, taken, strict=True)]
+
+
+def _expected_version(if_match: str | None, body_version: int | None) -> int:
+    if if_match:
+        tag = if_match.strip().removeprefix("W/").strip('"')
+        if not tag.isdigit():
+            raise _field_error("If-Match", 'If-Match must be "<version>"')
+        return int(tag)
+    if body_version is not None:
+        return body_version
+    raise PreconditionRequired()
+
+
+def _plan(
+    criteria: EventSearch, now: datetime, after: tuple[datetime, str] | None
+) -> tuple[EventQuery, Callable[[Event], bool], Callable[[Event], float | None]]:
+    """Split the search into what Firestore filters and what is checked per scanned event."""
+    starts_from = now
+    if criteria.from_:
+        starts_from = max(now, _utc_midnight(criteria.from_) - EARLIEST_OFFSET)
+    starts_before = _utc_midnight(criteria.to + timedelta(days=1)) + LATEST_OFFSET if criteria.to else None
+    wanted = sorted(set(words(criteria.q or "")), key=len, reverse=True)
+    cells = None
+    if criteria.lat is not None and criteria.lng is not None and criteria.radius_km is not None:
+        cells = geo.covering_cells(criteria.lat, criteria.lng, criteria.radius_km)
+    query = EventQuery(
+        starts_from=starts_from,
+        starts_before=starts_before,
+        geohash_precision=cells[0] if cells else None,
+        geohash_cells=tuple(cells[1]) if cells else (),
+        token=wanted[0] if wanted and not cells else None,
+        after=after,
+    )
+
+    def distance(event: Event) -> float | None:
+        if criteria.lat is None or criteria.lng is None:
+            return None
+        return geo.haversine_km(criteria.lat, criteria.lng, event.location_lat, event.location_long)
+
+    def matches(event: Event) -> bool:
+        if event.starts_at < now:
+            return False
+        if criteria.from_ and event.event_date < criteria.from_:
+            return False
+        if criteria.to and event.event_date > criteria.to:
+            return False
+        if wanted and not set(wanted) <= set(event.search_tokens()):
+            return False
+        d = distance(event)
+        return d is None or criteria.radius_km is None or d <= criteria.radius_km
+
+    return query, matches, distance
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), UTC)
+
+
+def _fingerprint(criteria: EventSearch) -> str:
+    filters = criteria.model_dump(mode="json", exclude={"page_token", "limit"})
+    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _encode_token(cursor: tuple[datetime, str], fingerprint: str) -> str:
+    payload = {"t": cursor[0].isoformat(), "id": cursor[1], "f": fingerprint}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, fingerprint: str) -> tuple[datetime, str]:
+    try:
+        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        starts_at = datetime.fromisoformat(payload["t"])
+        event_id = payload["id"]
+        if payload["f"] != fingerprint or not isinstance(event_id, str) or starts_at.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+        raise _field_error("page_token", "page_token is not valid for this search") from None
+    return starts_at, event_id

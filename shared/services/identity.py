@@ -1,0 +1,83 @@
+"""From a bearer token to the registered user behind it."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.core.auth import Identity, bearer_token
+from shared.core.errors import NotRegistered
+
+
+class Verifier(Protocol):
+    def verify(self, token: str) -> Identity: ...
+
+
+class UserLookup(Protocol):
+    def user_id_for(self, identity_key: str) -> str | None: ...
+
+    def get(self, user_id: str) -> object | None: ...
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A registered caller. Role and company never change after registration, so it is cacheable."""
+
+    user_id: str
+    role: str
+    company_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def manages(self, company_id: str) -> bool:
+        return self.is_admin and self.company_id == company_id
+
+
+def identity_key(identity: Identity) -> str:
+    """Stable key of an identity: the same subject at two issuers is two identities."""
+    return hashlib.sha256(f"{identity.issuer}\n{identity.subject}".encode()).hexdigest()[:40]
+
+
+class Authenticator:
+    CACHE_SIZE = 10_000
+
+    def __init__(self, verifier: Verifier, users: UserLookup) -> None:
+        self.verifier = verifier
+        self.users = users
+        self._principals: OrderedDict[str, Principal] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def identity(self, authorization: str | None) -> Identity:
+        return self.verifier.verify(bearer_token(authorization))
+
+    def principal(self, authorization: str | None) -> Principal:
+        identity = self.identity(authorization)
+        key = identity_key(identity)
+        with self._lock:
+            cached = self._principals.get(key)
+        if cached is not None:
+            return cached
+        user_id = self.users.user_id_for(key)
+        user = self.users.get(user_id) if user_id else None
+        if user is None:
+            raise NotRegistered()
+        principal = Principal(user.id, user.role, user.company_id)  # type: ignore[attr-defined]
+        with self._lock:
+            self._principals[key] = principal
+            if len(self._principals) > self.CACHE_SIZE:
+                self._principals.popitem(last=False)
+        return principal
+
+    def optional_principal(self, authorization: str | None) -> Principal | None:
+        """For public routes: no token is anonymous; a bad token is still refused."""
+        if not authorization:
+            return None
+        try:
+            return self.principal(authorization)
+        except NotRegistered:
+            return None

@@ -1,0 +1,86 @@
+"""Registration of buyers and event managers; a user's own profile; their company."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol
+
+from shared.core.auth import Identity
+from shared.core.errors import AlreadyRegistered, Forbidden, NotFound, ValidationFailed
+from shared.dal.users import IdentityTaken, UsernameTaken
+from shared.models import Company, User, new_id, utcnow
+from shared.schemas import UserIn, UserPatch
+from shared.services.identity import Principal, identity_key
+
+
+class UserStore(Protocol):
+    def get(self, user_id: str) -> User | None: ...
+    def user_id_for(self, identity_key: str) -> str | None: ...
+    def register(self, user: User, company: Company | None) -> None: ...
+    def update(self, user: User, previous_username: str) -> None: ...
+
+
+class CompanyStore(Protocol):
+    def get(self, company_id: str) -> Company | None: ...
+
+
+def _username_taken() -> ValidationFailed:
+    return ValidationFailed("username is taken", [{"field": "username", "message": "already taken"}])
+
+
+class UserService:
+    def __init__(self, users: UserStore, companies: CompanyStore) -> None:
+        self.users = users
+        self.companies = companies
+
+    def register(self, identity: Identity, data: UserIn) -> User:
+        key = identity_key(identity)
+        if self.users.user_id_for(key) is not None:
+            raise AlreadyRegistered()
+        now = utcnow()
+        company = None
+        if data.company is not None:
+            company = Company(id=new_id(), created_at=now, **data.company.model_dump())
+        user = User(
+            id=new_id(),
+            identity_key=key,
+            name=data.name,
+            email=data.email,
+            username=data.username,
+            country_code=data.country_code,
+            phone_number=data.phone_number,
+            role=data.role,
+            company_id=company.id if company else None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            self.users.register(user, company)
+        except IdentityTaken:
+            raise AlreadyRegistered() from None
+        except UsernameTaken:
+            raise _username_taken() from None
+        return user
+
+    def me(self, principal: Principal) -> User:
+        user = self.users.get(principal.user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    def update_me(self, principal: Principal, patch: UserPatch) -> User:
+        current = self.me(principal)
+        changed = replace(current, **patch.model_dump(exclude_unset=True), updated_at=utcnow())
+        try:
+            self.users.update(changed, previous_username=current.username)
+        except UsernameTaken:
+            raise _username_taken() from None
+        return changed
+
+    def company(self, principal: Principal, company_id: str) -> Company:
+        if not principal.manages(company_id):
+            raise Forbidden("only the company's admins can read it")
+        company = self.companies.get(company_id)
+        if company is None:
+            raise NotFound("company not found")
+        return company
