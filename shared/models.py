@@ -44,7 +44,8 @@ class Company:
 @dataclass(frozen=True)
 class User:
     id: str
-    identity_key: str  # who the identity provider says this is: hash of issuer and subject
+    identity_key: str  # hash of issuer and subject: unique per identity, whatever the issuer
+    auth_subject: str  # the token's `sub` (Firebase uid): what security rules compare with
     name: str
     email: str
     username: str

@@ -44,6 +44,7 @@ class UserService:
         user = User(
             id=new_id(),
             identity_key=key,
+            auth_subject=identity.subject,
             name=data.name,
             email=data.email,
             username=data.username,
