@@ -127,7 +127,7 @@ class Stack:
             "AUTH_AUDIENCE": self.project,
             "AUTH_JWKS_URL": f"{self.url}/dev/jwks.json",
             "DEV_ISSUER_KEY_FILE": str(self.key_file),
-            "PUBLIC_BASE_URL": self.url,
+            "TASKS_TARGET_BASE_URL": self.url,
             **self.extra_env,
         }
 
@@ -149,6 +149,7 @@ class Stack:
             self._launch(self._emulators())
             self._configure_localstripe()
             self._launch([self._gateway()])
+            self._launch([self._scheduler()])
         except BaseException:
             self.stop()
             raise
@@ -246,6 +247,15 @@ class Stack:
             self.ports["gateway"],
             lambda: http_ok(f"{self.url}/healthz"),
             env={**self.client_env(), "PYTHONPATH": str(ROOT)},
+        )
+
+    def _scheduler(self) -> Child:
+        return Child(
+            "scheduler",
+            [str(VENV_BIN / "python"), "-m", "dev.scheduler", self.url],
+            0,
+            lambda: True,
+            env={"PYTHONPATH": str(ROOT), **self.extra_env},
         )
 
     def _launch(self, children: list[Child], timeout: float = 60.0) -> None:

@@ -14,8 +14,11 @@ from shared.core.settings import Settings, get_settings
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.dal.inventory import InventoryDAL
+    from shared.services.bookings import BookingService
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
+    from shared.services.slots import SlotPicker
     from shared.services.users import UserService
 
 
@@ -49,10 +52,43 @@ class Container:
     @cached_property
     def events(self) -> EventService:
         from shared.dal.events import EventDAL
-        from shared.dal.inventory import InventoryDAL
         from shared.services.events import EventService
 
-        return EventService(EventDAL(self.firestore), InventoryDAL(self.firestore))
+        return EventService(EventDAL(self.firestore), self.inventory)
+
+    @cached_property
+    def inventory(self) -> InventoryDAL:
+        from shared.dal.inventory import InventoryDAL
+
+        return InventoryDAL(self.firestore)
+
+    @cached_property
+    def slot_picker(self) -> SlotPicker:
+        from shared.services.slots import SlotPicker
+
+        return SlotPicker(self.inventory)
+
+    @cached_property
+    def bookings(self) -> BookingService:
+        from datetime import timedelta
+
+        from shared.dal.bookings import BookingDAL
+        from shared.dal.events import EventDAL
+        from shared.services.bookings import BookingRules, BookingService
+        from shared.tasks import CloudTasksExpiryScheduler
+
+        rules = BookingRules(
+            hold_ttl=timedelta(seconds=self.settings.hold_ttl_seconds),
+            max_pending_per_buyer=self.settings.max_pending_bookings_per_buyer,
+        )
+        return BookingService(
+            BookingDAL(self.firestore, self.inventory),
+            EventDAL(self.firestore),
+            self.inventory,
+            self.slot_picker,
+            CloudTasksExpiryScheduler(self.settings),
+            rules,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -113,3 +113,43 @@ class Event:
 
     def revised(self, now: datetime, **changes: object) -> Event:
         return replace(self, **changes, version=self.version + 1, updated_at=now)  # type: ignore[arg-type]
+
+
+BookingStatus = Literal["pending_payment", "confirmed", "expired", "cancelled", "refunded"]
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A buyer's hold on `quantity` tickets of one event, and what became of it.
+
+    `slots` are the inventory slot numbers this booking claims. A pending booking past
+    `expires_at` is expired whether or not the expiry job has run: see `status_at`.
+    """
+
+    id: str
+    event_id: str
+    company_id: str
+    user_id: str
+    buyer_subject: str
+    quantity: int
+    unit_price: int
+    total_cost: int
+    currency: str
+    status: BookingStatus
+    booking_time: datetime
+    expires_at: datetime
+    slots: tuple[int, ...]
+    updated_at: datetime
+    history: tuple[dict[str, object], ...] = ()
+
+    def status_at(self, now: datetime) -> BookingStatus:
+        if self.status == "pending_payment" and self.expires_at <= now:
+            return "expired"
+        return self.status
+
+    def is_holding(self, now: datetime) -> bool:
+        return self.status_at(now) == "pending_payment"
+
+    def moved_to(self, status: BookingStatus, now: datetime, reason: str) -> Booking:
+        entry = {"status": status, "at": now.isoformat(), "reason": reason}
+        return replace(self, status=status, updated_at=now, history=(*self.history, entry))

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from shared.models import Company, Event, User, utcnow
+from shared.models import Booking, Company, Event, User, utcnow
 
 T = TypeVar("T")
 
@@ -264,6 +264,47 @@ class EventSearch(Strict):
         if self.q is not None and not any(ch.isalnum() for ch in self.q):
             raise ValueError("q needs at least one letter or digit")
         return self
+
+
+# ---- bookings ------------------------------------------------------------------------------
+
+
+class BookingIn(Strict):
+    quantity: Annotated[int, Field(ge=1, le=100)]
+
+
+class ListQuery(Strict):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    page_token: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class BookingOut(BaseModel):
+    id: str
+    event_id: str
+    user_id: str
+    quantity: int
+    unit_price: int
+    total_cost: int
+    currency: str
+    status: Literal["pending_payment", "confirmed", "expired", "cancelled", "refunded"]
+    booking_time: dt.datetime
+    expires_at: dt.datetime
+    payment: dict[str, Any] | None = Field(default=None, description="the latest Payment, or null")
+
+    @classmethod
+    def of(cls, booking: Booking, now: dt.datetime) -> BookingOut:
+        return cls(
+            id=booking.id,
+            event_id=booking.event_id,
+            user_id=booking.user_id,
+            quantity=booking.quantity,
+            unit_price=booking.unit_price,
+            total_cost=booking.total_cost,
+            currency=booking.currency,
+            status=booking.status_at(now),
+            booking_time=booking.booking_time,
+            expires_at=booking.expires_at,
+        )
 
 
 class Page(BaseModel, Generic[T]):

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     max_pending_bookings_per_buyer: int = Field(default=1, ge=1, le=100)
 
+    # Expiry: Cloud Tasks queue and where its tasks are delivered.
+    expiry_queue: str = "booking-expiry"
+    tasks_target_base_url: str = "http://127.0.0.1:8080"
+    tasks_invoker_service_account: str | None = None
+    sweep_batch_size: int = Field(default=200, ge=1, le=1000)
+
     # HTTP.
     cors_allowed_origins: str = ""
     max_body_bytes: int = 64 * 1024

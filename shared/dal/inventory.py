@@ -1,15 +1,46 @@
-"""InventoryDAL: the tickets of an event as one claim document per ticket slot.
+"""InventoryDAL: an event's tickets as one claim document per ticket slot.
 
-Only the read side lives here for now: how many tickets are taken (sold, or held and unexpired).
+Slot n of event E is the document `events/E/slots/<hash(E, n)>` (hashed so that ids are not
+sequential). A hold *creates* the claim documents of the slots it takes, in the same batch as the
+booking, so two buyers can never take one slot: the second create fails with AlreadyExists and
+that buyer retries with other slots. No document is written by more than one hold, so there is
+no hot document however many buyers rush one event.
+
+A claim is `held` until `held_until`, `sold` (held_until far in the future), or `retired` (the
+slot is above a lowered capacity; held_until absent). Expired holds are taken over with an update
+guarded by the claim's update time. "Taken" = claims with held_until > now: one count query.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.dal.base import as_utc
+
+SOLD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Claim:
+    n: int
+    state: str  # held | sold | retired
+    booking_id: str | None
+    held_until: datetime | None
+    update_time: Any  # the precondition for taking it over
+
+    def is_free(self, now: datetime) -> bool:
+        """Free to take: a hold that ran out. Retired slots are never taken by a hold."""
+        return self.state == "held" and self.held_until is not None and self.held_until <= now
+
+
+def slot_id(event_id: str, n: int) -> str:
+    return hashlib.sha256(f"{event_id}:{n}".encode()).hexdigest()[:20]
 
 
 class InventoryDAL:
@@ -19,8 +50,77 @@ class InventoryDAL:
     def slots(self, event_id: str) -> firestore.CollectionReference:
         return self.client.collection("events").document(event_id).collection("slots")
 
+    def ref(self, event_id: str, n: int) -> firestore.DocumentReference:
+        return self.slots(event_id).document(slot_id(event_id, n))
+
     def taken(self, event_id: str, now: datetime) -> int:
         """Sold plus unexpired held tickets: one aggregation query, no documents read."""
         query = self.slots(event_id).where(filter=FieldFilter("held_until", ">", now))
         result: Any = query.count(alias="n").get()  # type: ignore[call-arg]
         return int(result[0][0].value)
+
+    def claims(self, event_id: str) -> dict[int, Claim]:
+        """Every claim document of the event (the slow, authoritative view)."""
+        fields = ["n", "state", "booking_id", "held_until"]
+        return {c.n: c for c in (_claim(s) for s in self.slots(event_id).select(fields).stream())}
+
+    def claims_at(self, event_id: str, numbers: list[int]) -> dict[int, Claim]:
+        snaps = self.client.get_all([self.ref(event_id, n) for n in numbers])
+        return {c.n: c for c in (_claim(s) for s in snaps if s.exists)}
+
+    # ---- writes staged into a caller's batch ----------------------------------------------------
+
+    def stage_claim(
+        self,
+        batch: firestore.WriteBatch,
+        event_id: str,
+        n: int,
+        booking_id: str,
+        held_until: datetime,
+        over: Claim | None = None,
+    ) -> None:
+        """Claim slot n: create it, or take over the expired claim `over` if it still is as read."""
+        doc = {"n": n, "state": "held", "booking_id": booking_id, "held_until": held_until}
+        if over is None:
+            batch.create(self.ref(event_id, n), doc)
+        else:
+            batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+
+    def stage_release(self, batch: firestore.WriteBatch, event_id: str, claim: Claim) -> None:
+        batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+
+    def stage_sell(self, batch: firestore.WriteBatch, event_id: str, claim: Claim) -> None:
+        batch.update(
+            self.ref(event_id, claim.n),
+            {"state": "sold", "held_until": SOLD_UNTIL},
+            **_unchanged_since(self.client, claim),
+        )
+
+    def stage_retire(self, batch: firestore.WriteBatch, event_id: str, n: int, over: Claim | None) -> None:
+        doc = {"n": n, "state": "retired", "booking_id": None}
+        if over is None:
+            batch.create(self.ref(event_id, n), doc)
+        else:
+            batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+
+    def stage_move(self, batch: firestore.WriteBatch, event_id: str, claim: Claim, to: int) -> None:
+        """Move a live claim to slot `to` (lowering capacity below it)."""
+        doc = {"n": to, "state": claim.state, "booking_id": claim.booking_id, "held_until": claim.held_until}
+        batch.create(self.ref(event_id, to), doc)
+        batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+
+
+def _unchanged_since(client: firestore.Client, claim: Claim) -> dict[str, Any]:
+    return {"option": client.write_option(last_update_time=claim.update_time)}
+
+
+def _claim(snap: Any) -> Claim:
+    data = snap.to_dict() or {}
+    held_until = data.get("held_until")
+    return Claim(
+        n=int(data["n"]),
+        state=str(data.get("state", "held")),
+        booking_id=data.get("booking_id"),
+        held_until=as_utc(held_until) if held_until is not None else None,
+        update_time=snap.update_time,
+    )

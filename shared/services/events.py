@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared import geo
 from shared.core.errors import (
@@ -24,6 +21,7 @@ from shared.dal.events import EventQuery, VersionMismatch
 from shared.models import Event, new_id, utcnow, words
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch, Page
 from shared.services.identity import Principal
+from shared.services.paging import decode_token, encode_token, fingerprint
 
 # The widest UTC offsets in use: a local date starts at most 14 h before, and ends at most 12 h
 # after, the same date in UTC.
@@ -120,12 +118,12 @@ class EventService:
 
     def search(self, criteria: EventSearch) -> Page[EventOut]:
         now = utcnow()
-        fingerprint = _fingerprint(criteria)
-        after = _decode_token(criteria.page_token, fingerprint) if criteria.page_token else None
+        query_fingerprint = _fingerprint(criteria)
+        after = decode_token(criteria.page_token, query_fingerprint) if criteria.page_token else None
         query, matches, distance = _plan(criteria, now, after)
         found, cursor = self.events.scan_published(query, matches, criteria.limit, SCAN_BUDGET)
         views = self._with_availability(found, now, distance)
-        token = _encode_token(cursor, fingerprint) if cursor else None
+        token = encode_token(cursor, query_fingerprint) if cursor else None
         return Page[EventOut](items=[v.out() for v in views], next_page_token=token)
 
     def _visible(self, principal: Principal | None, event_id: str) -> Event:
@@ -203,22 +201,4 @@ def _utc_midnight(day: date) -> datetime:
 
 
 def _fingerprint(criteria: EventSearch) -> str:
-    filters = criteria.model_dump(mode="json", exclude={"page_token", "limit"})
-    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _encode_token(cursor: tuple[datetime, str], fingerprint: str) -> str:
-    payload = {"t": cursor[0].isoformat(), "id": cursor[1], "f": fingerprint}
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str, fingerprint: str) -> tuple[datetime, str]:
-    try:
-        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        starts_at = datetime.fromisoformat(payload["t"])
-        event_id = payload["id"]
-        if payload["f"] != fingerprint or not isinstance(event_id, str) or starts_at.tzinfo is None:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
-        raise _field_error("page_token", "page_token is not valid for this search") from None
-    return starts_at, event_id
+    return fingerprint(criteria.model_dump(mode="json", exclude={"page_token", "limit"}))

@@ -56,7 +56,9 @@ class Authenticator:
         return self.verifier.verify(bearer_token(authorization))
 
     def principal(self, authorization: str | None) -> Principal:
-        identity = self.identity(authorization)
+        return self.principal_of(self.identity(authorization))
+
+    def principal_of(self, identity: Identity) -> Principal:
         key = identity_key(identity)
         with self._lock:
             cached = self._principals.get(key)

@@ -1,0 +1,26 @@
+"""Local stand-in for Cloud Scheduler: calls the sweep every SWEEP_INTERVAL_SECONDS (default 60)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+
+
+def main() -> int:
+    base = sys.argv[1]
+    interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
+    while True:
+        time.sleep(interval)
+        try:
+            request = urllib.request.Request(f"{base}/tasks/sweep", data=b"{}", method="POST")
+            request.add_header("Content-Type", "application/json")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                print(f"sweep: {response.status} {response.read().decode()}", flush=True)
+        except OSError as exc:
+            print(f"sweep failed: {exc}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The `bookings` function: hold tickets, read and cancel bookings, an event's bookings for admins."""
+
+from __future__ import annotations
+
+import re
+
+import functions_framework
+
+from functions._common import start
+from shared.bootstrap import container
+from shared.core.errors import ValidationFailed
+from shared.core.http import ApiRequest, ApiResponse, Router, json_response
+from shared.models import utcnow
+from shared.schemas import BookingIn, BookingOut, ListQuery
+from shared.services.bookings import HoldRequest
+
+start()
+router = Router()
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(req: ApiRequest) -> str | None:
+    key = req.header("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-255 printable characters",
+            [{"field": "Idempotency-Key", "message": "1-255 printable ASCII characters"}],
+        )
+    return key
+
+
+@router.route("POST", "/v1/events/{event_id}/bookings")
+def hold(req: ApiRequest) -> ApiResponse:
+    c = container()
+    identity = c.authenticator.identity(req.header("Authorization"))
+    principal = c.authenticator.principal_of(identity)
+    body = req.json_body(BookingIn)
+    request = HoldRequest(req.params["event_id"], body.quantity, idempotency_key(req))
+    booking, _created = c.bookings.hold(principal, identity.subject, request)
+    return json_response(201, BookingOut.of(booking, utcnow()))
+
+
+@router.route("GET", "/v1/events/{event_id}/bookings")
+def of_event(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    query = req.query(ListQuery)
+    return json_response(200, c.bookings.of_event(principal, req.params["event_id"], query.limit, query.page_token))
+
+
+@router.route("GET", "/v1/bookings")
+def mine(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    query = req.query(ListQuery)
+    return json_response(200, c.bookings.mine(principal, query.limit, query.page_token))
+
+
+@router.route("GET", "/v1/bookings/{booking_id}")
+def get(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return json_response(200, BookingOut.of(c.bookings.get(principal, req.params["booking_id"]), utcnow()))
+
+
+@router.route("POST", "/v1/bookings/{booking_id}/cancel")
+def cancel(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return json_response(200, BookingOut.of(c.bookings.cancel(principal, req.params["booking_id"]), utcnow()))
+
+
+@functions_framework.http
+def bookings(request):  # type: ignore[no-untyped-def]
+    return router.handle(request)

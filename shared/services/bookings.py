@@ -1,0 +1,283 @@
+"""Buyers hold tickets, look at and cancel their bookings; holds run out on time.
+
+A hold is one atomic batch (slot claims, booking, buyer's pending holds, idempotency record),
+retried on a collision with other slots. Expiry is scheduled after the commit; the task, the sweep
+and every read agree on one rule: a pending booking past `expires_at` is expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.core.errors import (
+    BookingLimitReached,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidState,
+    NotFound,
+    SoldOut,
+    Unavailable,
+    ValidationFailed,
+)
+from shared.dal.base import ConcurrentUpdate, DocumentExists
+from shared.dal.bookings import BuyerHolds, HoldPlan, IdempotencyRecord
+from shared.dal.inventory import Claim
+from shared.models import Booking, BookingStatus, Event, new_id, utcnow
+from shared.schemas import BookingOut, Page
+from shared.services.identity import Principal
+from shared.services.paging import decode_token, encode_token, fingerprint
+from shared.services.slots import NoFreeSlots, SlotPicker
+from shared.tasks import ExpiryScheduler
+
+log = logging.getLogger("bookings")
+MAX_ATTEMPTS = 12
+
+
+class BookingStore(Protocol):
+    def get(self, booking_id: str) -> tuple[Booking, Any] | None: ...
+    def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds: ...
+    def idempotency(self, key_id: str) -> IdempotencyRecord | None: ...
+    def page(
+        self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
+    ) -> tuple[list[Booking], tuple[datetime, str] | None]: ...
+    def overdue(self, now: datetime, limit: int) -> list[str]: ...
+    def commit_hold(self, plan: HoldPlan) -> None: ...
+    def commit_release(self, after: Booking, update_time: Any, claims: list[Claim]) -> None: ...
+
+
+class EventReader(Protocol):
+    def get(self, event_id: str) -> Event | None: ...
+
+
+class InventoryReader(Protocol):
+    def taken(self, event_id: str, now: datetime) -> int: ...
+    def claims_at(self, event_id: str, numbers: list[int]) -> dict[int, Claim]: ...
+
+
+@dataclass(frozen=True)
+class BookingRules:
+    hold_ttl: timedelta
+    max_pending_per_buyer: int
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    event_id: str
+    quantity: int
+    idempotency_key: str | None = None
+
+
+class BookingService:
+    def __init__(
+        self,
+        bookings: BookingStore,
+        events: EventReader,
+        inventory: InventoryReader,
+        picker: SlotPicker,
+        expiry: ExpiryScheduler,
+        rules: BookingRules,
+    ) -> None:
+        self.bookings = bookings
+        self.events = events
+        self.inventory = inventory
+        self.picker = picker
+        self.expiry = expiry
+        self.rules = rules
+
+    # ---- hold -----------------------------------------------------------------------------------
+
+    def hold(self, principal: Principal, subject: str, request: HoldRequest) -> tuple[Booking, bool]:
+        """Hold tickets; returns the booking and whether this call created it."""
+        key = _key_id(principal.user_id, request.idempotency_key) if request.idempotency_key else None
+        request_hash = _request_hash(request)
+        if key:
+            replay = self._replay(key, request_hash)
+            if replay:
+                return replay, False
+        event = self._bookable_event(request)
+        for _attempt in range(MAX_ATTEMPTS):
+            now = utcnow()
+            buyer = self.bookings.buyer_holds(event.id, principal.user_id)
+            if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
+                raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
+            taken = self.inventory.taken(event.id, now)
+            if event.capacity - taken < request.quantity:
+                raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+            try:
+                picks = self.picker.pick(event.id, event.capacity, request.quantity, now)
+            except NoFreeSlots:
+                raise SoldOut("not enough tickets left") from None
+            booking = self._new_booking(principal, subject, event, request.quantity, event.unit_price(taken), now)
+            booking = _with_slots(booking, picks)
+            record = IdempotencyRecord(key, request_hash, booking.id) if key else None
+            try:
+                self.bookings.commit_hold(HoldPlan(booking, picks, buyer, record))
+            except DocumentExists:
+                self.picker.done(event.id, picks, claimed=False)
+                if key:
+                    replay = self._replay(key, request_hash)
+                    if replay:
+                        return replay, False
+                self.picker.collided(event.id, picks, now)
+                continue
+            except ConcurrentUpdate:
+                self.picker.done(event.id, picks, claimed=False)
+                self.picker.collided(event.id, [p for p in picks if p[1] is not None], now)
+                continue
+            except Exception:
+                self.picker.done(event.id, picks, claimed=False)
+                raise
+            self.picker.done(event.id, picks, claimed=True)
+            self.expiry.schedule_expiry(booking.id, booking.expires_at)
+            return booking, True
+        raise Unavailable("too much contention on this event; retry", retry_after=1)
+
+    def _bookable_event(self, request: HoldRequest) -> Event:
+        event = self.events.get(request.event_id)
+        if event is None or not event.is_published:
+            raise NotFound("event not found")
+        if event.has_started(utcnow()):
+            raise InvalidState("the event has started; booking is closed")
+        if request.quantity > event.max_tickets_per_booking:
+            raise ValidationFailed(
+                f"at most {event.max_tickets_per_booking} tickets per booking",
+                [{"field": "quantity", "message": f"must be at most {event.max_tickets_per_booking}"}],
+            )
+        return event
+
+    def _new_booking(
+        self, principal: Principal, subject: str, event: Event, quantity: int, unit_price: int, now: datetime
+    ) -> Booking:
+        return Booking(
+            id=new_id(),
+            event_id=event.id,
+            company_id=event.company_id,
+            user_id=principal.user_id,
+            buyer_subject=subject,
+            quantity=quantity,
+            unit_price=unit_price,
+            total_cost=unit_price * quantity,
+            currency=event.currency,
+            status="pending_payment",
+            booking_time=now,
+            expires_at=now + self.rules.hold_ttl,
+            slots=(),
+            updated_at=now,
+            history=({"status": "pending_payment", "at": now.isoformat(), "reason": "held"},),
+        )
+
+    def _replay(self, key_id: str, request_hash: str) -> Booking | None:
+        record = self.bookings.idempotency(key_id)
+        if record is None:
+            return None
+        if record.request_hash != request_hash:
+            raise IdempotencyKeyReused()
+        found = self.bookings.get(record.resource_id)
+        if found is None:
+            raise Unavailable("the earlier request with this key is still being recorded")
+        return found[0]
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def get(self, principal: Principal, booking_id: str) -> Booking:
+        found = self.bookings.get(booking_id)
+        if found is None:
+            raise NotFound("booking not found")
+        booking = found[0]
+        if booking.user_id != principal.user_id and not principal.manages(booking.company_id):
+            raise NotFound("booking not found")
+        return booking
+
+    def mine(self, principal: Principal, limit: int, page_token: str | None) -> Page[BookingOut]:
+        return self._page("user_id", principal.user_id, limit, page_token)
+
+    def of_event(self, principal: Principal, event_id: str, limit: int, page_token: str | None) -> Page[BookingOut]:
+        event = self.events.get(event_id)
+        if event is None or not (event.is_published or principal.manages(event.company_id)):
+            raise NotFound("event not found")
+        if not principal.manages(event.company_id):
+            raise Forbidden("only the event's company admins see its bookings")
+        return self._page("event_id", event_id, limit, page_token)
+
+    def _page(self, field_name: str, value: str, limit: int, page_token: str | None) -> Page[BookingOut]:
+        query_fingerprint = fingerprint({"by": field_name, "value": value})
+        after = decode_token(page_token, query_fingerprint) if page_token else None
+        found, cursor = self.bookings.page(field_name, value, limit, after)
+        now = utcnow()
+        return Page[BookingOut](
+            items=[BookingOut.of(b, now) for b in found],
+            next_page_token=encode_token(cursor, query_fingerprint) if cursor else None,
+        )
+
+    # ---- releasing tickets ----------------------------------------------------------------------
+
+    def cancel(self, principal: Principal, booking_id: str) -> Booking:
+        found = self.bookings.get(booking_id)
+        if found is None or found[0].user_id != principal.user_id:
+            if found is not None and principal.manages(found[0].company_id):
+                raise Forbidden("only the buyer cancels a booking")
+            raise NotFound("booking not found")
+        booking = found[0]
+        if booking.status == "cancelled":
+            return booking
+        now = utcnow()
+        if booking.status_at(now) != "pending_payment":
+            raise InvalidState(f"a {booking.status_at(now)} booking cannot be cancelled")
+        released = self._release(booking_id, "cancelled", "cancelled by the buyer", only_if_overdue=False)
+        if released is None:
+            raise InvalidState("the booking changed; read it again")
+        return released
+
+    def expire(self, booking_id: str) -> Booking | None:
+        """Expire one booking if it is pending and past its hold; otherwise change nothing."""
+        return self._release(booking_id, "expired", "hold ran out", only_if_overdue=True)
+
+    def sweep(self, limit: int) -> int:
+        """Expire every overdue booking (the backstop for missed or early tasks)."""
+        count = 0
+        for booking_id in self.bookings.overdue(utcnow(), limit):
+            if self.expire(booking_id) is not None:
+                count += 1
+        return count
+
+    def _release(self, booking_id: str, status: BookingStatus, reason: str, *, only_if_overdue: bool) -> Booking | None:
+        for _attempt in range(MAX_ATTEMPTS):
+            found = self.bookings.get(booking_id)
+            if found is None:
+                return None
+            booking, update_time = found
+            now = utcnow()
+            if booking.status != "pending_payment" or (only_if_overdue and booking.expires_at > now):
+                return None
+            claims = self.inventory.claims_at(booking.event_id, list(booking.slots))
+            mine = [c for c in claims.values() if c.booking_id == booking.id and c.state == "held"]
+            after = booking.moved_to(status, now, reason)
+            try:
+                self.bookings.commit_release(after, update_time, mine)
+            except ConcurrentUpdate:
+                continue
+            self.picker.released(booking.event_id, [c.n for c in mine])
+            log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
+            return after
+        raise Unavailable("the booking is changing; retry", retry_after=1)
+
+
+def _with_slots(booking: Booking, picks: list[tuple[int, Claim | None]]) -> Booking:
+    from dataclasses import replace
+
+    return replace(booking, slots=tuple(sorted(n for n, _ in picks)))
+
+
+def _key_id(user_id: str, key: str) -> str:
+    """Keys are scoped to the caller and to booking creation."""
+    return hashlib.sha256(f"bookings\n{user_id}\n{key}".encode()).hexdigest()[:40]
+
+
+def _request_hash(request: HoldRequest) -> str:
+    body = {"event_id": request.event_id, "quantity": request.quantity}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,35 @@
+"""Opaque page tokens: a cursor (timestamp, id) bound to the query it came from."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from shared.core.errors import ValidationFailed
+
+
+def fingerprint(filters: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encode_token(cursor: tuple[datetime, str], query_fingerprint: str) -> str:
+    payload = {"t": cursor[0].isoformat(), "id": cursor[1], "f": query_fingerprint}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str, query_fingerprint: str) -> tuple[datetime, str]:
+    try:
+        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        moment = datetime.fromisoformat(payload["t"])
+        doc_id = payload["id"]
+        if payload["f"] != query_fingerprint or not isinstance(doc_id, str) or moment.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+        raise ValidationFailed(
+            "page_token is not valid for this query",
+            [{"field": "page_token", "message": "not a token of this query"}],
+        ) from None
+    return moment, doc_id

@@ -1,0 +1,74 @@
+"""Cloud Tasks: one task per booking, named after it, that expires the hold when it runs out.
+
+The client is created on first use (cold starts). Locally it talks to the Cloud Tasks emulator over
+an insecure channel; in production the task carries an OIDC token for the invoker service account
+and the target function accepts only that caller (IAM).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from shared.core.settings import Settings
+
+log = logging.getLogger("tasks")
+EXPIRY_GRACE = timedelta(seconds=1)
+
+
+class ExpiryScheduler(Protocol):
+    def schedule_expiry(self, booking_id: str, at: datetime) -> None: ...
+
+
+class CloudTasksExpiryScheduler:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def queue_path(self) -> str:
+        s = self.settings
+        return f"projects/{s.gcp_project}/locations/{s.region}/queues/{s.expiry_queue}"
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from google.cloud import tasks_v2
+
+                host = self.settings.cloud_tasks_emulator_host
+                if host:
+                    import grpc
+                    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+                    channel = grpc.insecure_channel(host)
+                    self._client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+                else:
+                    self._client = tasks_v2.CloudTasksClient()
+            return self._client
+
+    def schedule_expiry(self, booking_id: str, at: datetime) -> None:
+        """Create the task; never raises (the sweep expires whatever a missing task leaves)."""
+        from google.api_core import exceptions as gexc
+        from google.protobuf import timestamp_pb2
+
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(at + EXPIRY_GRACE)
+        request: dict[str, Any] = {
+            "http_method": "POST",
+            "url": f"{self.settings.tasks_target_base_url}/tasks/expire-booking",
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"booking_id": booking_id}).encode(),
+        }
+        if self.settings.tasks_invoker_service_account:
+            request["oidc_token"] = {"service_account_email": self.settings.tasks_invoker_service_account}
+        task = {"name": f"{self.queue_path}/tasks/expire-{booking_id}", "schedule_time": when, "http_request": request}
+        try:
+            self.client().create_task(parent=self.queue_path, task=task, timeout=5)
+        except gexc.AlreadyExists:
+            pass  # scheduled by an earlier attempt: task names make this idempotent
+        except Exception:
+            log.warning("could not schedule the expiry task of booking %s; the sweep will expire it", booking_id)
