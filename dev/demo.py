@@ -33,7 +33,7 @@ def _person(base: str, sub: str, name: str, role: str, company: dict[str, str] |
     token = _call(base, "POST", "/dev/token", {"sub": sub, "email": email, "name": name, "expires_in": TOKEN_TTL})[
         "id_token"
     ]
-    body = {
+    body: dict[str, Any] = {
         "name": name,
         "email": email,
         "username": sub,

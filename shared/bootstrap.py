@@ -52,9 +52,10 @@ class Container:
     @cached_property
     def events(self) -> EventService:
         from shared.dal.events import EventDAL
+        from shared.services.capacity import CapacityChanger
         from shared.services.events import EventService
 
-        return EventService(EventDAL(self.firestore), self.inventory)
+        return EventService(EventDAL(self.firestore), self.inventory, CapacityChanger(self.inventory, self.slot_picker))
 
     @cached_property
     def inventory(self) -> InventoryDAL:

@@ -122,7 +122,7 @@ BookingStatus = Literal["pending_payment", "confirmed", "expired", "cancelled", 
 class Booking:
     """A buyer's hold on `quantity` tickets of one event, and what became of it.
 
-    `slots` are the inventory slot numbers this booking claims. A pending booking past
+    Its tickets are the slot claims that name it (InventoryDAL.claims_of). A pending booking past
     `expires_at` is expired whether or not the expiry job has run: see `status_at`.
     """
 
@@ -138,7 +138,6 @@ class Booking:
     status: BookingStatus
     booking_time: datetime
     expires_at: datetime
-    slots: tuple[int, ...]
     updated_at: datetime
     history: tuple[dict[str, object], ...] = ()
 
@@ -151,5 +150,5 @@ class Booking:
         return self.status_at(now) == "pending_payment"
 
     def moved_to(self, status: BookingStatus, now: datetime, reason: str) -> Booking:
-        entry = {"status": status, "at": now.isoformat(), "reason": reason}
+        entry: dict[str, object] = {"status": status, "at": now.isoformat(), "reason": reason}
         return replace(self, status=status, updated_at=now, history=(*self.history, entry))

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = None
 
     # Booking rules.
-    hold_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    hold_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     max_pending_bookings_per_buyer: int = Field(default=1, ge=1, le=100)
 
     # Expiry: Cloud Tasks queue and where its tasks are delivered.

@@ -163,7 +163,6 @@ def _to_doc(booking: Booking) -> dict[str, Any]:
         "status": booking.status,
         "booking_time": booking.booking_time,
         "expires_at": booking.expires_at,
-        "slots": list(booking.slots),
         "updated_at": booking.updated_at,
         "history": list(booking.history),
     }
@@ -183,7 +182,6 @@ def _from_doc(doc: dict[str, Any]) -> Booking:
         status=doc["status"],
         booking_time=as_utc(doc["booking_time"]),
         expires_at=as_utc(doc["expires_at"]),
-        slots=tuple(doc.get("slots", ())),
         updated_at=as_utc(doc["updated_at"]),
         history=tuple(doc.get("history", ())),
     )

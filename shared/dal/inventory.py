@@ -21,7 +21,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.dal.base import as_utc
+from shared.dal.base import as_utc, commit
 
 SOLD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -64,6 +64,14 @@ class InventoryDAL:
         fields = ["n", "state", "booking_id", "held_until"]
         return {c.n: c for c in (_claim(s) for s in self.slots(event_id).select(fields).stream())}
 
+    def claims_of(self, event_id: str, booking_id: str) -> list[Claim]:
+        query = self.slots(event_id).where(filter=FieldFilter("booking_id", "==", booking_id))
+        return [_claim(s) for s in query.stream()]
+
+    def retired_between(self, event_id: str, low: int, high: int) -> list[Claim]:
+        query = self.slots(event_id).where(filter=FieldFilter("n", ">=", low)).where(filter=FieldFilter("n", "<", high))
+        return [c for c in (_claim(s) for s in query.stream()) if c.state == "retired"]
+
     def claims_at(self, event_id: str, numbers: list[int]) -> dict[int, Claim]:
         snaps = self.client.get_all([self.ref(event_id, n) for n in numbers])
         return {c.n: c for c in (_claim(s) for s in snaps if s.exists)}
@@ -96,18 +104,31 @@ class InventoryDAL:
             **_unchanged_since(self.client, claim),
         )
 
-    def stage_retire(self, batch: firestore.WriteBatch, event_id: str, n: int, over: Claim | None) -> None:
-        doc = {"n": n, "state": "retired", "booking_id": None}
+    # ---- single-purpose commits (lowering and raising capacity) ----------------------------------
+
+    def retire(self, event_id: str, n: int, over: Claim | None = None) -> None:
+        """Mark slot n unusable (above a lowered capacity); over: an expired claim to replace."""
+        doc = {"n": n, "state": "retired", "booking_id": None, "held_until": None}
+        batch = self.client.batch()
         if over is None:
             batch.create(self.ref(event_id, n), doc)
         else:
             batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+        commit(batch)
 
-    def stage_move(self, batch: firestore.WriteBatch, event_id: str, claim: Claim, to: int) -> None:
-        """Move a live claim to slot `to` (lowering capacity below it)."""
+    def remove(self, event_id: str, claim: Claim) -> None:
+        """Delete a claim if it is still as read."""
+        batch = self.client.batch()
+        batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+        commit(batch)
+
+    def move(self, event_id: str, claim: Claim, to: int) -> None:
+        """Move a live claim to the free slot `to`, if it is still as read."""
         doc = {"n": to, "state": claim.state, "booking_id": claim.booking_id, "held_until": claim.held_until}
+        batch = self.client.batch()
         batch.create(self.ref(event_id, to), doc)
         batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+        commit(batch)
 
 
 def _unchanged_since(client: firestore.Client, claim: Claim) -> dict[str, Any]:

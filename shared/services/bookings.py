@@ -56,7 +56,7 @@ class EventReader(Protocol):
 
 class InventoryReader(Protocol):
     def taken(self, event_id: str, now: datetime) -> int: ...
-    def claims_at(self, event_id: str, numbers: list[int]) -> dict[int, Claim]: ...
+    def claims_of(self, event_id: str, booking_id: str) -> list[Claim]: ...
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,6 @@ class BookingService:
             except NoFreeSlots:
                 raise SoldOut("not enough tickets left") from None
             booking = self._new_booking(principal, subject, event, request.quantity, event.unit_price(taken), now)
-            booking = _with_slots(booking, picks)
             record = IdempotencyRecord(key, request_hash, booking.id) if key else None
             try:
                 self.bookings.commit_hold(HoldPlan(booking, picks, buyer, record))
@@ -166,7 +165,6 @@ class BookingService:
             status="pending_payment",
             booking_time=now,
             expires_at=now + self.rules.hold_ttl,
-            slots=(),
             updated_at=now,
             history=({"status": "pending_payment", "at": now.isoformat(), "reason": "held"},),
         )
@@ -254,8 +252,7 @@ class BookingService:
             now = utcnow()
             if booking.status != "pending_payment" or (only_if_overdue and booking.expires_at > now):
                 return None
-            claims = self.inventory.claims_at(booking.event_id, list(booking.slots))
-            mine = [c for c in claims.values() if c.booking_id == booking.id and c.state == "held"]
+            mine = [c for c in self.inventory.claims_of(booking.event_id, booking.id) if c.state == "held"]
             after = booking.moved_to(status, now, reason)
             try:
                 self.bookings.commit_release(after, update_time, mine)
@@ -265,12 +262,6 @@ class BookingService:
             log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
             return after
         raise Unavailable("the booking is changing; retry", retry_after=1)
-
-
-def _with_slots(booking: Booking, picks: list[tuple[int, Claim | None]]) -> Booking:
-    from dataclasses import replace
-
-    return replace(booking, slots=tuple(sorted(n for n, _ in picks)))
 
 
 def _key_id(user_id: str, key: str) -> str:

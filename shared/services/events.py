@@ -42,6 +42,12 @@ class Inventory(Protocol):
     def taken(self, event_id: str, now: datetime) -> int: ...
 
 
+class Capacity(Protocol):
+    def lower(self, event_id: str, old: int, new: int, now: datetime) -> list[int]: ...
+    def raise_to(self, event_id: str, old: int, new: int) -> None: ...
+    def undo(self, event_id: str, retired: list[int]) -> None: ...
+
+
 @dataclass(frozen=True)
 class EventView:
     event: Event
@@ -64,9 +70,10 @@ def _check_rules(event: Event, now: datetime, *, schedule_changed: bool) -> None
 
 
 class EventService:
-    def __init__(self, events: EventStore, inventory: Inventory) -> None:
+    def __init__(self, events: EventStore, inventory: Inventory, capacity: Capacity) -> None:
         self.events = events
         self.inventory = inventory
+        self.capacity = capacity
 
     # ---- managers ---------------------------------------------------------------------------
 
@@ -104,11 +111,20 @@ class EventService:
         taken = self.inventory.taken(event_id, now)
         if revised.capacity < taken:
             raise CapacityBelowSold(f"{taken} tickets are sold or held")
+        retired = self._fit_inventory(current.capacity, revised.capacity, event_id, now)
         try:
             self.events.save(revised, expected_version=expected)
         except VersionMismatch as exc:
+            self.capacity.undo(event_id, retired)
             raise VersionConflict(f"current version is {exc.current}") from None
-        return EventView(revised, taken)
+        return EventView(revised, self.inventory.taken(event_id, now))
+
+    def _fit_inventory(self, old: int, new: int, event_id: str, now: datetime) -> list[int]:
+        if new < old:
+            return self.capacity.lower(event_id, old, new, now)
+        if new > old:
+            self.capacity.raise_to(event_id, old, new)
+        return []
 
     # ---- everyone ---------------------------------------------------------------------------
 
