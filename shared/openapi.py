@@ -49,6 +49,40 @@ OPERATIONS: list[Operation] = [
         headers=("If-Match",),
         errors=(404, 409, 412, 428),
     ),
+    Operation(
+        "POST",
+        "/v1/events/{event_id}/bookings",
+        "Hold tickets (registered user)",
+        {201: s.BookingOut},
+        body=s.BookingIn,
+        headers=("Idempotency-Key",),
+        errors=(404, 409, 503),
+    ),
+    Operation(
+        "GET",
+        "/v1/events/{event_id}/bookings",
+        "An event's bookings (admin of its company)",
+        {200: s.Page[s.BookingOut]},
+        query=s.ListQuery,
+        errors=(404,),
+    ),
+    Operation(
+        "GET", "/v1/bookings", "The caller's bookings, newest first", {200: s.Page[s.BookingOut]}, query=s.ListQuery
+    ),
+    Operation(
+        "GET",
+        "/v1/bookings/{booking_id}",
+        "A booking (its buyer or the event's admins)",
+        {200: s.BookingOut},
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/v1/bookings/{booking_id}/cancel",
+        "Cancel an unpaid booking (its buyer)",
+        {200: s.BookingOut},
+        errors=(404, 409),
+    ),
 ]
 
 DEV_OPERATIONS: list[Operation] = [
