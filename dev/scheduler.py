@@ -1,4 +1,5 @@
-"""Local stand-in for Cloud Scheduler: calls the sweep every SWEEP_INTERVAL_SECONDS (default 60)."""
+"""Local stand-in for Cloud Scheduler: calls the sweep and the reconciler every SWEEP_INTERVAL_SECONDS
+(default 60)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ def main() -> int:
     interval = float(os.environ.get("SWEEP_INTERVAL_SECONDS", "60"))
     while True:
         time.sleep(interval)
-        try:
-            request = urllib.request.Request(f"{base}/tasks/sweep", data=b"{}", method="POST")
-            request.add_header("Content-Type", "application/json")
-            with urllib.request.urlopen(request, timeout=30) as response:
-                print(f"sweep: {response.status} {response.read().decode()}", flush=True)
-        except OSError as exc:
-            print(f"sweep failed: {exc}", flush=True)
+        for job in ("sweep", "reconcile"):
+            try:
+                request = urllib.request.Request(f"{base}/tasks/{job}", data=b"{}", method="POST")
+                request.add_header("Content-Type", "application/json")
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    print(f"{job}: {response.status} {response.read().decode()}", flush=True)
+            except OSError as exc:
+                print(f"{job} failed: {exc}", flush=True)
 
 
 if __name__ == "__main__":

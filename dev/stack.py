@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-DEFAULT_PORTS = {"gateway": 8080, "firestore": 8681, "pubsub": 8682, "tasks": 8683, "stripe": 8684}
+DEFAULT_PORTS = {"gateway": 8080, "firestore": 8681, "pubsub": 8682, "tasks": 8683, "stripe": 8684, "smtp": 8625}
 LOCATION = "europe-west1"
 EXPIRY_QUEUE = "booking-expiry"
 
@@ -108,6 +109,10 @@ class Stack:
         return f"127.0.0.1:{self.ports[name]}"
 
     @property
+    def mail_dir(self) -> Path:
+        return self.run_dir / "mail"
+
+    @property
     def key_file(self) -> Path:
         return self.run_dir / "dev-issuer.pem"
 
@@ -116,6 +121,7 @@ class Stack:
         return {
             "PROFILE": self.profile,
             "GOOGLE_CLOUD_PROJECT": self.project,
+            "REGION": LOCATION,
             "FIRESTORE_EMULATOR_HOST": self.host("firestore"),
             "PUBSUB_EMULATOR_HOST": self.host("pubsub"),
             "CLOUD_TASKS_EMULATOR_HOST": self.host("tasks"),
@@ -128,6 +134,8 @@ class Stack:
             "AUTH_JWKS_URL": f"{self.url}/dev/jwks.json",
             "DEV_ISSUER_KEY_FILE": str(self.key_file),
             "TASKS_TARGET_BASE_URL": self.url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.ports["smtp"]),
             **self.extra_env,
         }
 
@@ -149,6 +157,7 @@ class Stack:
             self._launch(self._emulators())
             self._configure_localstripe()
             self._launch([self._gateway()])
+            self._configure_pubsub()
             self._launch([self._scheduler()])
         except BaseException:
             self.stop()
@@ -214,6 +223,21 @@ class Stack:
                 p["tasks"],
                 lambda: port_in_use(self.ports["tasks"]),
                 env={"PYTHONWARNINGS": "ignore"},
+            ),
+            Child(
+                "smtp",
+                [
+                    str(VENV_BIN / "python"),
+                    "-m",
+                    "dev.mailsink",
+                    "--port",
+                    str(p["smtp"]),
+                    "--folder",
+                    str(self.mail_dir),
+                ],
+                p["smtp"],
+                lambda: port_in_use(self.ports["smtp"]),
+                env={"PYTHONPATH": str(ROOT)},
             ),
             Child(
                 "localstripe",
@@ -287,12 +311,43 @@ class Stack:
                 raise StackError(f"not ready after {timeout:.0f}s: {', '.join(c.name for c in pending)}")
             time.sleep(0.1)
 
+    def _configure_pubsub(self) -> None:
+        """Topics, and push subscriptions to the local functions (as production's, minus OIDC)."""
+        base = f"http://{self.host('pubsub')}/v1/projects/{self.project}"
+        for topic, path in push_subscriptions().items():
+            _put(f"{base}/topics/{topic}", {})
+            _put(
+                f"{base}/subscriptions/{topic}-push",
+                {
+                    "topic": f"projects/{self.project}/topics/{topic}",
+                    "pushConfig": {"pushEndpoint": f"{self.url}{path}"},
+                    "ackDeadlineSeconds": 30,
+                },
+            )
+
     def _configure_localstripe(self) -> None:
         """Register our webhook route with localstripe, signed with this run's secret."""
         form = urllib.parse.urlencode({"url": f"{self.url}/v1/webhooks/stripe", "secret": self.webhook_secret}).encode()
         request = urllib.request.Request(f"http://{self.host('stripe')}/_config/webhooks/local", data=form)
         with urllib.request.urlopen(request, timeout=5):
             pass
+
+
+def push_subscriptions() -> dict[str, str]:
+    """topic -> path of the function it is pushed to, from functions/routes.json."""
+    routes = json.loads((ROOT / "functions" / "routes.json").read_text())["functions"]
+    return {fn["topic"]: fn["push_path"] for fn in routes if "topic" in fn}
+
+
+def _put(url: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # already exists
+            raise
 
 
 def _terminate(child: Child) -> None:
@@ -321,6 +376,7 @@ def _dev_ports() -> dict[str, int]:
         "pubsub": "PUBSUB_PORT",
         "tasks": "TASKS_PORT",
         "stripe": "STRIPE_PORT",
+        "smtp": "SMTP_PORT",
     }
     return {name: int(os.environ.get(var, DEFAULT_PORTS[name])) for name, var in names.items()}
 
@@ -335,6 +391,9 @@ def _summary(stack: Stack) -> str:
         ("Pub/Sub emulator", env["PUBSUB_EMULATOR_HOST"]),
         ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + f"  (queue {EXPIRY_QUEUE})"),
         ("localstripe", env["STRIPE_API_BASE"] + "  (webhook -> /v1/webhooks/stripe)"),
+        ("Pub/Sub push", ", ".join(f"{t} -> {p}" for t, p in push_subscriptions().items())),
+        ("SMTP sink", f"127.0.0.1:{stack.ports['smtp']}  (mail saved in {stack.mail_dir})"),
+        ("scheduler", "POST /tasks/sweep and /tasks/reconcile every SWEEP_INTERVAL_SECONDS (60)"),
         ("project", stack.project),
         ("logs", str(stack.run_dir)),
     ]

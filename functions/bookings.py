@@ -11,7 +11,7 @@ from shared.bootstrap import container
 from shared.core.errors import ValidationFailed
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
-from shared.schemas import BookingIn, BookingOut, ListQuery
+from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut
 from shared.services.bookings import HoldRequest
 
 start()
@@ -62,7 +62,10 @@ def mine(req: ApiRequest) -> ApiResponse:
 def get(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    return json_response(200, BookingOut.of(c.bookings.get(principal, req.params["booking_id"]), utcnow()))
+    booking = c.bookings.get(principal, req.params["booking_id"])
+    latest = c.payments.latest_of(booking)
+    payment = PaymentOut.of(latest, for_buyer=booking.user_id == principal.user_id) if latest else None
+    return json_response(200, BookingOut.of(booking, utcnow(), payment))
 
 
 @router.route("POST", "/v1/bookings/{booking_id}/cancel")

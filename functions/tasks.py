@@ -3,14 +3,18 @@ only the tasks and scheduler service accounts may invoke it); never routed by th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import functions_framework
 from pydantic import BaseModel, ConfigDict
 
 from functions._common import start
 from shared.bootstrap import container
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
+from shared.models import utcnow
 
 settings = start()
+OUTBOX_GRACE = timedelta(seconds=10)  # younger messages are still being published by their request
 router = Router()
 
 
@@ -28,8 +32,18 @@ def expire_booking(req: ApiRequest) -> ApiResponse:
 
 @router.route("POST", "/tasks/sweep")
 def sweep(req: ApiRequest) -> ApiResponse:
-    expired = container().bookings.sweep(settings.sweep_batch_size)
-    return json_response(200, {"expired": expired})
+    """Every minute: expire what the tasks missed, publish what the outbox still holds."""
+    c = container()
+    expired = c.bookings.sweep(settings.sweep_batch_size)
+    stale = utcnow() - OUTBOX_GRACE
+    published = c.relay.deliver(c.outbox.unpublished(stale, settings.sweep_batch_size))
+    return json_response(200, {"expired": expired, "published": published})
+
+
+@router.route("POST", "/tasks/reconcile")
+def reconcile(req: ApiRequest) -> ApiResponse:
+    """Compare recent provider payments with our records and repair the differences."""
+    return json_response(200, container().payments.reconcile())
 
 
 @functions_framework.http

@@ -15,9 +15,14 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
     from shared.dal.inventory import InventoryDAL
+    from shared.dal.outbox import OutboxDAL
+    from shared.messaging import OutboxRelay
+    from shared.payments.gateway import PaymentGateway
     from shared.services.bookings import BookingService
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
+    from shared.services.notifications import ConfirmationNotifier
+    from shared.services.payments import PaymentService
     from shared.services.slots import SlotPicker
     from shared.services.users import UserService
 
@@ -83,12 +88,67 @@ class Container:
             max_pending_per_buyer=self.settings.max_pending_bookings_per_buyer,
         )
         return BookingService(
-            BookingDAL(self.firestore, self.inventory),
+            BookingDAL(self.firestore, self.inventory, self.outbox),
             EventDAL(self.firestore),
             self.inventory,
             self.slot_picker,
             CloudTasksExpiryScheduler(self.settings),
             rules,
+        )
+
+    @cached_property
+    def outbox(self) -> OutboxDAL:
+        from shared.dal.outbox import OutboxDAL
+
+        return OutboxDAL(self.firestore)
+
+    @cached_property
+    def relay(self) -> OutboxRelay:
+        from shared.messaging import OutboxRelay, PubSubPublisher
+
+        return OutboxRelay(self.outbox, PubSubPublisher(self.settings))
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        from shared.payments.factory import make_gateway
+
+        return make_gateway(self.settings)
+
+    @cached_property
+    def payments(self) -> PaymentService:
+        from datetime import timedelta
+
+        from shared.dal.bookings import BookingDAL
+        from shared.dal.events import EventDAL
+        from shared.dal.payments import PaymentDAL
+        from shared.services.payments import PaymentRules, PaymentService
+
+        bookings = BookingDAL(self.firestore, self.inventory, self.outbox)
+        return PaymentService(
+            PaymentDAL(self.firestore, bookings, self.outbox),
+            bookings,
+            EventDAL(self.firestore),
+            self.inventory,
+            self.slot_picker,
+            lambda: self.gateway,
+            self.relay,
+            PaymentRules(processing_grace=timedelta(seconds=self.settings.processing_grace_seconds)),
+        )
+
+    @cached_property
+    def notifier(self) -> ConfirmationNotifier:
+        from shared.dal.bookings import BookingDAL
+        from shared.dal.events import EventDAL
+        from shared.dal.notifications import NotificationDAL
+        from shared.dal.users import UserDAL
+        from shared.notify import SmtpSender
+        from shared.services.notifications import ConfirmationNotifier
+
+        s = self.settings
+        sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
+        bookings = BookingDAL(self.firestore, self.inventory, self.outbox)
+        return ConfirmationNotifier(
+            bookings, UserDAL(self.firestore), EventDAL(self.firestore), NotificationDAL(self.firestore), sender
         )
 
 

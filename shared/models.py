@@ -140,6 +140,9 @@ class Booking:
     expires_at: datetime
     updated_at: datetime
     history: tuple[dict[str, object], ...] = ()
+    payment_attempts: int = 0
+    latest_payment_id: str | None = None
+    paid_by: str | None = None  # the payment that confirmed it
 
     def status_at(self, now: datetime) -> BookingStatus:
         if self.status == "pending_payment" and self.expires_at <= now:
@@ -152,3 +155,63 @@ class Booking:
     def moved_to(self, status: BookingStatus, now: datetime, reason: str) -> Booking:
         entry: dict[str, object] = {"status": status, "at": now.isoformat(), "reason": reason}
         return replace(self, status=status, updated_at=now, history=(*self.history, entry))
+
+
+PaymentStatus = Literal[
+    "creating",  # recorded before the provider is called; never left there (the reconciler repairs)
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "succeeded",
+    "failed",
+    "canceled",
+    "refunded",
+]
+PROVIDER_STATUSES = {
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+    "succeeded",
+    "canceled",
+}
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One attempt to pay a booking. `idempotency_key` is the key sent to the provider: per attempt."""
+
+    id: str
+    booking_id: str
+    event_id: str
+    company_id: str
+    user_id: str
+    attempt: int
+    amount: int
+    currency: str
+    status: PaymentStatus
+    provider: str
+    idempotency_key: str
+    created_at: datetime
+    updated_at: datetime
+    transaction_id: str | None = None
+    client_secret: str | None = None
+    failure_code: str | None = None
+    attention: str | None = None  # why a person should look at it, or None
+
+    def can_become(self, status: PaymentStatus) -> bool:
+        """Never backwards: succeeded only becomes refunded, refunded is final."""
+        if status == self.status:
+            return False
+        if self.status == "refunded" or status == "creating":
+            return False
+        if self.status == "succeeded":
+            return status == "refunded"
+        return True
+
+    def moved_to(self, status: PaymentStatus, now: datetime, **changes: object) -> Payment:
+        return replace(self, status=status, updated_at=now, **changes)  # type: ignore[arg-type]
+
+    def flagged(self, reason: str, now: datetime) -> Payment:
+        return replace(self, attention=reason, updated_at=now)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from shared.models import Booking, Company, Event, User, utcnow
+from shared.models import Booking, Company, Event, Payment, User, utcnow
 
 T = TypeVar("T")
 
@@ -289,10 +289,10 @@ class BookingOut(BaseModel):
     status: Literal["pending_payment", "confirmed", "expired", "cancelled", "refunded"]
     booking_time: dt.datetime
     expires_at: dt.datetime
-    payment: dict[str, Any] | None = Field(default=None, description="the latest Payment, or null")
+    payment: PaymentOut | None = Field(default=None, description="the latest Payment, or null")
 
     @classmethod
-    def of(cls, booking: Booking, now: dt.datetime) -> BookingOut:
+    def of(cls, booking: Booking, now: dt.datetime, payment: PaymentOut | None = None) -> BookingOut:
         return cls(
             id=booking.id,
             event_id=booking.event_id,
@@ -304,6 +304,57 @@ class BookingOut(BaseModel):
             status=booking.status_at(now),
             booking_time=booking.booking_time,
             expires_at=booking.expires_at,
+            payment=payment,
+        )
+
+
+# ---- payments ------------------------------------------------------------------------------
+
+PaymentMethod = Annotated[str, StringConstraints(pattern=r"^pm_[A-Za-z0-9_]{1,100}$")]
+
+
+class PaymentIn(Strict):
+    payment_method: PaymentMethod | None = None
+
+
+class PaymentOut(BaseModel):
+    id: str
+    booking_id: str
+    amount: int
+    currency: str
+    status: Literal[
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+        "succeeded",
+        "failed",
+        "canceled",
+        "refunded",
+    ]
+    provider: str
+    transaction_id: str | None
+    client_secret: str | None = Field(description="for client-side confirmation; only shown to the buyer")
+    idempotency_key: str
+    failure_code: str | None = None
+    attention: str | None = Field(default=None, description="why a person should look at it (admins only)")
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, payment: Payment, *, for_buyer: bool) -> PaymentOut:
+        return cls(
+            id=payment.id,
+            booking_id=payment.booking_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            status="processing" if payment.status == "creating" else payment.status,
+            provider=payment.provider,
+            transaction_id=payment.transaction_id,
+            client_secret=payment.client_secret if for_buyer else None,
+            idempotency_key=payment.idempotency_key,
+            failure_code=payment.failure_code,
+            attention=None if for_buyer else payment.attention,
+            created_at=payment.created_at,
         )
 
 

@@ -64,7 +64,10 @@ class CloudTasksExpiryScheduler:
             "body": json.dumps({"booking_id": booking_id}).encode(),
         }
         if self.settings.tasks_invoker_service_account:
-            request["oidc_token"] = {"service_account_email": self.settings.tasks_invoker_service_account}
+            request["oidc_token"] = {
+                "service_account_email": self.settings.tasks_invoker_service_account,
+                "audience": self.settings.tasks_target_base_url,
+            }
         task = {"name": f"{self.queue_path}/tasks/expire-{booking_id}", "schedule_time": when, "http_request": request}
         try:
             self.client().create_task(parent=self.queue_path, task=task, timeout=5)

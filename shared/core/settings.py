@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
 
+    # Email (booking confirmations).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_sender: str = "tickets@example.com"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
+    # Payments: how long a processing payment keeps its hold beyond expiry (once).
+    processing_grace_seconds: int = Field(default=900, ge=0, le=3600)
+
     # Booking rules.
     hold_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     max_pending_bookings_per_buyer: int = Field(default=1, ge=1, le=100)

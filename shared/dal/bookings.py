@@ -7,6 +7,7 @@ the key's record (created, so a second request with the key cannot create a seco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,8 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.dal.base import Dal, as_utc, commit
 from shared.dal.inventory import Claim, InventoryDAL
-from shared.models import Booking
+from shared.dal.outbox import OutboxDAL, OutboxMessage
+from shared.models import Booking, Payment
 
 IDEMPOTENCY = "idempotency"
 
@@ -51,9 +53,10 @@ class HoldPlan:
 class BookingDAL(Dal):
     collection = "bookings"
 
-    def __init__(self, client: firestore.Client, inventory: InventoryDAL) -> None:
+    def __init__(self, client: firestore.Client, inventory: InventoryDAL, outbox: OutboxDAL) -> None:
         super().__init__(client)
         self.inventory = inventory
+        self.outbox = outbox
 
     # ---- reads ----------------------------------------------------------------------------------
 
@@ -145,6 +148,61 @@ class BookingDAL(Dal):
         )
         commit(batch)
 
+    def commit_confirm(
+        self,
+        after: Booking,
+        update_time: Any,
+        sell: list[Claim],
+        new_slots: list[tuple[int, Claim | None]],
+        messages: Sequence[OutboxMessage],
+    ) -> None:
+        """Confirm a paid booking: its claims become sold (new ones created for a late payment)."""
+        batch = self.client.batch()
+        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
+        for claim in sell:
+            self.inventory.stage_sell(batch, after.event_id, claim)
+        for n, over in new_slots:
+            self.inventory.stage_sold(batch, after.event_id, n, after.id, over)
+        batch.update(
+            self._buyer_ref(after.event_id, after.user_id),
+            {FieldPath("pending", after.id).to_api_repr(): firestore.DELETE_FIELD},
+        )
+        for msg in messages:
+            self.outbox.stage(batch, msg)
+        commit(batch)
+
+    def commit_refund(
+        self, after: Booking, update_time: Any, claims: list[Claim], payment: Payment, payment_update_time: Any
+    ) -> None:
+        """Record a refund: the booking and payment are refunded and the tickets go back on sale."""
+        batch = self.client.batch()
+        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
+        for claim in claims:
+            self.inventory.stage_release(batch, after.event_id, claim)
+        batch.update(
+            self.client.collection("payments").document(payment.id),
+            {
+                "status": payment.status,
+                "updated_at": payment.updated_at,
+                "attention": payment.attention,
+                "needs_attention": payment.attention is not None,
+            },
+            option=self.client.write_option(last_update_time=payment_update_time),
+        )
+        commit(batch)
+
+    def extend_hold(self, after: Booking, update_time: Any, claims: list[Claim]) -> None:
+        """Move a hold's end (a payment is processing): the booking and its claims together."""
+        batch = self.client.batch()
+        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
+        for claim in claims:
+            self.inventory.stage_extend(batch, after.event_id, claim, after.expires_at)
+        batch.update(
+            self._buyer_ref(after.event_id, after.user_id),
+            {FieldPath("pending", after.id).to_api_repr(): after.expires_at},
+        )
+        commit(batch)
+
     def _buyer_ref(self, event_id: str, user_id: str) -> firestore.DocumentReference:
         return self.client.collection("events").document(event_id).collection("buyers").document(user_id)
 
@@ -165,6 +223,9 @@ def _to_doc(booking: Booking) -> dict[str, Any]:
         "expires_at": booking.expires_at,
         "updated_at": booking.updated_at,
         "history": list(booking.history),
+        "payment_attempts": booking.payment_attempts,
+        "latest_payment_id": booking.latest_payment_id,
+        "paid_by": booking.paid_by,
     }
 
 
@@ -184,4 +245,7 @@ def _from_doc(doc: dict[str, Any]) -> Booking:
         expires_at=as_utc(doc["expires_at"]),
         updated_at=as_utc(doc["updated_at"]),
         history=tuple(doc.get("history", ())),
+        payment_attempts=doc.get("payment_attempts", 0),
+        latest_payment_id=doc.get("latest_payment_id"),
+        paid_by=doc.get("paid_by"),
     )

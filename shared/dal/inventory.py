@@ -104,6 +104,19 @@ class InventoryDAL:
             **_unchanged_since(self.client, claim),
         )
 
+    def stage_sold(
+        self, batch: firestore.WriteBatch, event_id: str, n: int, booking_id: str, over: Claim | None
+    ) -> None:
+        """Claim a slot straight as sold (a late payment re-acquiring tickets)."""
+        doc = {"n": n, "state": "sold", "booking_id": booking_id, "held_until": SOLD_UNTIL}
+        if over is None:
+            batch.create(self.ref(event_id, n), doc)
+        else:
+            batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+
+    def stage_extend(self, batch: firestore.WriteBatch, event_id: str, claim: Claim, held_until: datetime) -> None:
+        batch.update(self.ref(event_id, claim.n), {"held_until": held_until}, **_unchanged_since(self.client, claim))
+
     # ---- single-purpose commits (lowering and raising capacity) ----------------------------------
 
     def retire(self, event_id: str, n: int, over: Claim | None = None) -> None:

@@ -1,0 +1,69 @@
+variable "project_id" {
+  type        = string
+  description = "Project of the staging environment."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, queue and scheduler."
+  default     = "europe-west1"
+}
+
+variable "domains" {
+  type        = list(string)
+  description = "Host names of the staging API (DNS A records point at the load_balancer_ip output)."
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location; cannot change once the database exists."
+  default     = "eur3"
+}
+
+variable "auth_provider" {
+  type        = string
+  description = "firebase (Firebase Auth of this project) or oidc (any OIDC issuer, e.g. Keycloak)."
+  default     = "firebase"
+}
+
+variable "auth_issuer" {
+  type        = string
+  description = "OIDC issuer (iss); required for oidc, empty for firebase."
+  default     = ""
+}
+
+variable "auth_audience" {
+  type        = string
+  description = "Expected token audience (aud); empty means the project id."
+  default     = ""
+}
+
+variable "auth_jwks_url" {
+  type        = string
+  description = "JWKS URL of the OIDC issuer; required for oidc, empty for firebase."
+  default     = ""
+}
+
+variable "cors_allowed_origins" {
+  type        = list(string)
+  description = "Web app origins allowed to call the API from browsers."
+  default     = []
+}
+
+variable "hold_ttl_seconds" {
+  type        = number
+  description = "How long a booking holds its tickets before it expires unpaid."
+  default     = 600
+}
+
+variable "max_pending_bookings_per_buyer" {
+  type        = number
+  description = "Unpaid, unexpired bookings a buyer may hold per event."
+  default     = 1
+}
+
+variable "min_instances" {
+  type        = number
+  description = "Warm instances per public function."
+  default     = 0
+}

@@ -1,0 +1,68 @@
+"""What the services need from a payment provider, and nothing provider-specific."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A provider's payment attempt (a Stripe PaymentIntent)."""
+
+    id: str
+    status: str  # requires_payment_method | requires_confirmation | requires_action | processing | succeeded | canceled
+    amount: int
+    currency: str  # ISO 4217, upper case
+    client_secret: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A verified webhook event about an intent."""
+
+    id: str
+    type: str
+    intent: Intent | None
+
+
+class Declined(Exception):
+    def __init__(self, code: str, intent_id: str | None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.intent_id = intent_id
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or failed; the call may be retried with the same key."""
+
+
+class BadSignature(Exception):
+    pass
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        payment_method: str | None = None,
+    ) -> Intent: ...
+
+    def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent: ...
+
+    def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    def recent_intents(self, since: datetime) -> Iterator[Intent]: ...
+
+    def refund(self, intent_id: str, *, idempotency_key: str) -> str: ...
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> ProviderEvent: ...

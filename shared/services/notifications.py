@@ -1,0 +1,72 @@
+"""Tell the buyer their booking is confirmed: one email per booking, however often the news comes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from shared.models import Booking, Event, User
+from shared.notify import EmailSender
+
+log = logging.getLogger("notifications")
+
+
+class Bookings(Protocol):
+    def get(self, booking_id: str) -> tuple[Booking, Any] | None: ...
+
+
+class Users(Protocol):
+    def get(self, user_id: str) -> User | None: ...
+
+
+class Events(Protocol):
+    def get(self, event_id: str) -> Event | None: ...
+
+
+class SentLog(Protocol):
+    def claim(self, booking_id: str, kind: str) -> bool: ...
+    def mark_sent(self, booking_id: str, kind: str) -> None: ...
+    def release(self, booking_id: str, kind: str) -> None: ...
+
+
+class ConfirmationNotifier:
+    def __init__(self, bookings: Bookings, users: Users, events: Events, sent: SentLog, sender: EmailSender) -> None:
+        self.bookings = bookings
+        self.users = users
+        self.events = events
+        self.sent = sent
+        self.sender = sender
+
+    def booking_confirmed(self, booking_id: str) -> str:
+        found = self.bookings.get(booking_id)
+        if found is None or found[0].status != "confirmed":
+            return "ignored"
+        booking = found[0]
+        user = self.users.get(booking.user_id)
+        event = self.events.get(booking.event_id)
+        if user is None or event is None:
+            return "ignored"
+        if not self.sent.claim(booking.id, "confirmation"):
+            return "already sent"
+        try:
+            self.sender.send(user.email, f"Your tickets for {event.name}", _body(user, event, booking))
+        except Exception:
+            self.sent.release(booking.id, "confirmation")  # let the redelivery try again
+            raise
+        self.sent.mark_sent(booking.id, "confirmation")
+        log.info("confirmation sent for booking %s", booking.id)
+        return "sent"
+
+
+def _body(user: User, event: Event, booking: Booking) -> str:
+    local = f"{event.event_date.isoformat()} {event.event_time.strftime('%H:%M')} ({event.timezone})"
+    amount = f"{booking.total_cost / 100:.2f} {booking.currency}"
+    lines: list[Any] = [
+        f"Hello {user.name},",
+        "",
+        f"your booking {booking.id} is confirmed: {booking.quantity} ticket(s) for {event.name},",
+        f"{event.venue}, {local}. Paid: {amount}.",
+        "",
+        "See you there!",
+    ]
+    return "\n".join(str(line) for line in lines)

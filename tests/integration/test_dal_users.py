@@ -1,0 +1,223 @@
+"""UserDAL and CompanyDAL against the Firestore emulator: what register/update store and refuse."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.dal.users import IDENTITIES, USERNAMES, CompanyDAL, IdentityTaken, UserDAL, UsernameTaken
+from shared.models import Company, User
+
+CREATED = datetime(2030, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+
+
+def tag() -> str:
+    return secrets.token_hex(5)
+
+
+def make_company(**overrides: Any) -> Company:
+    t = tag()
+    fields: dict[str, Any] = {
+        "id": f"co-{t}",
+        "name": f"Company {t}",
+        "address": "Hauptstrasse 1, Berlin",
+        "email": f"office-{t}@example.com",
+        "country_code": "DE",
+        "phone_number": "+493012345678",
+        "registration_number": f"HRB {t}",
+        "created_at": CREATED,
+    }
+    fields.update(overrides)
+    return Company(**fields)
+
+
+def make_user(company: Company | None = None, **overrides: Any) -> User:
+    t = tag()
+    fields: dict[str, Any] = {
+        "id": f"u-{t}",
+        "identity_key": f"idk-{t}",
+        "auth_subject": f"sub-{t}",
+        "name": f"Person {t}",
+        "email": f"{t}@example.com",
+        "username": f"user_{t}",
+        "country_code": "DE",
+        "phone_number": "+4915112345678",
+        "role": "admin" if company else "user",
+        "company_id": company.id if company else None,
+        "created_at": CREATED,
+        "updated_at": CREATED,
+    }
+    fields.update(overrides)
+    return User(**fields)
+
+
+@pytest.fixture
+def users(firestore_client: Any) -> UserDAL:
+    return UserDAL(firestore_client)
+
+
+@pytest.fixture
+def companies(firestore_client: Any) -> CompanyDAL:
+    return CompanyDAL(firestore_client)
+
+
+def username_owner(client: Any, username: str) -> str | None:
+    snap = client.collection(USERNAMES).document(username.casefold()).get()
+    return snap.get("user_id") if snap.exists else None
+
+
+# ---- register / get / user_id_for -----------------------------------------------------------
+
+
+def test_register_buyer_then_get_returns_the_same_user(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user()
+    users.register(user, None)
+
+    assert users.get(user.id) == user
+    assert users.user_id_for(user.identity_key) == user.id
+    assert username_owner(firestore_client, user.username) == user.id
+
+
+def test_register_admin_stores_the_company(users: UserDAL, companies: CompanyDAL) -> None:
+    company = make_company()
+    user = make_user(company)
+    users.register(user, company)
+
+    assert users.get(user.id) == user
+    assert companies.get(company.id) == company
+
+
+def test_timestamps_come_back_as_utc_datetimes(users: UserDAL) -> None:
+    user = make_user()
+    users.register(user, None)
+
+    stored = users.get(user.id)
+    assert stored is not None
+    assert stored.created_at == CREATED
+    assert stored.created_at.utcoffset() is not None
+    assert stored.created_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_get_and_lookup_of_unknown_ids_are_none(users: UserDAL, companies: CompanyDAL) -> None:
+    assert users.get(f"missing-{tag()}") is None
+    assert users.user_id_for(f"missing-{tag()}") is None
+    assert companies.get(f"missing-{tag()}") is None
+
+
+def test_username_is_stored_under_its_casefolded_form(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user(username=f"MiXeD_{tag()}")
+    users.register(user, None)
+
+    assert username_owner(firestore_client, user.username.lower()) == user.id
+    stored = users.get(user.id)
+    assert stored is not None
+    assert stored.username == user.username  # the user's spelling is kept
+
+
+def test_second_registration_of_an_identity_is_identity_taken(users: UserDAL, firestore_client: Any) -> None:
+    first = make_user()
+    users.register(first, None)
+    second = make_user(identity_key=first.identity_key)
+
+    with pytest.raises(IdentityTaken):
+        users.register(second, None)
+
+    assert users.get(second.id) is None
+    assert users.user_id_for(first.identity_key) == first.id
+    assert username_owner(firestore_client, second.username) is None
+
+
+def test_taken_username_is_username_taken_and_nothing_is_written(
+    users: UserDAL, companies: CompanyDAL, firestore_client: Any
+) -> None:
+    first = make_user()
+    users.register(first, None)
+    company = make_company()
+    second = make_user(company, username=first.username.upper())
+
+    with pytest.raises(UsernameTaken):
+        users.register(second, company)
+
+    # all or nothing: no user, no identity claim, no company
+    assert users.get(second.id) is None
+    assert users.user_id_for(second.identity_key) is None
+    assert companies.get(company.id) is None
+    assert username_owner(firestore_client, first.username) == first.id
+
+
+def test_identity_claim_document_holds_the_user_id(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user()
+    users.register(user, None)
+
+    snap = firestore_client.collection(IDENTITIES).document(user.identity_key).get()
+    assert snap.to_dict() == {"user_id": user.id}
+
+
+# ---- update ---------------------------------------------------------------------------------
+
+
+def test_update_saves_changed_fields(users: UserDAL) -> None:
+    user = make_user()
+    users.register(user, None)
+    later = datetime(2030, 2, 1, tzinfo=UTC)
+    changed = replace(user, name="New Name", phone_number="+4917000000000", country_code="FR", updated_at=later)
+
+    users.update(changed, previous_username=user.username)
+
+    assert users.get(user.id) == changed
+
+
+def test_update_moves_the_username_claim(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user()
+    users.register(user, None)
+    new_name = f"moved_{tag()}"
+
+    users.update(replace(user, username=new_name), previous_username=user.username)
+
+    stored = users.get(user.id)
+    assert stored is not None
+    assert stored.username == new_name
+    assert username_owner(firestore_client, new_name) == user.id
+    assert username_owner(firestore_client, user.username) is None
+
+
+def test_freed_username_can_be_registered_by_someone_else(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user()
+    users.register(user, None)
+    users.update(replace(user, username=f"other_{tag()}"), previous_username=user.username)
+
+    newcomer = make_user(username=user.username)
+    users.register(newcomer, None)
+
+    assert username_owner(firestore_client, user.username) == newcomer.id
+
+
+def test_update_changing_only_the_case_of_the_username_keeps_the_claim(users: UserDAL, firestore_client: Any) -> None:
+    user = make_user(username=f"lower_{tag()}")
+    users.register(user, None)
+    upper = user.username.upper()
+
+    users.update(replace(user, username=upper), previous_username=user.username)
+
+    stored = users.get(user.id)
+    assert stored is not None
+    assert stored.username == upper
+    assert username_owner(firestore_client, upper) == user.id
+
+
+def test_update_to_a_taken_username_is_refused_and_changes_nothing(users: UserDAL, firestore_client: Any) -> None:
+    holder = make_user()
+    users.register(holder, None)
+    user = make_user()
+    users.register(user, None)
+
+    with pytest.raises(UsernameTaken):
+        users.update(replace(user, username=holder.username, name="Changed"), previous_username=user.username)
+
+    assert users.get(user.id) == user
+    assert username_owner(firestore_client, user.username) == user.id
+    assert username_owner(firestore_client, holder.username) == holder.id
