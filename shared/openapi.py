@@ -26,6 +26,7 @@ class Operation:
     query: type[BaseModel] | None = None
     headers: tuple[str, ...] = ()
     errors: tuple[int, ...] = field(default=())
+    body_required: bool = True
 
 
 OPERATIONS: list[Operation] = [
@@ -75,6 +76,42 @@ OPERATIONS: list[Operation] = [
         "A booking (its buyer or the event's admins)",
         {200: s.BookingOut},
         errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/v1/bookings/{booking_id}/payments",
+        "Pay a booking (its buyer): client-side, or server-side with payment_method",
+        {201: s.PaymentOut},
+        body=s.PaymentIn,
+        body_required=False,
+        headers=("Idempotency-Key",),
+        errors=(402, 404, 409, 503),
+    ),
+    Operation(
+        "GET",
+        "/v1/payments/{payment_id}",
+        "A payment (its buyer or the event's admins)",
+        {200: s.PaymentOut},
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/v1/bookings/{booking_id}/refund",
+        "Refund a confirmed booking (admin of the event's company)",
+        {200: s.BookingOut},
+        errors=(404, 409, 503),
+    ),
+    Operation(
+        "GET", "/v1/attention", "Payments that need a person (admin)", {200: s.Page[s.PaymentOut]}, query=s.ListQuery
+    ),
+    Operation(
+        "POST",
+        "/v1/webhooks/stripe",
+        "Stripe events (signed with Stripe-Signature)",
+        {200: None},
+        auth="none",
+        headers=("Stripe-Signature",),
+        errors=(400, 503),
     ),
     Operation(
         "POST",
@@ -146,7 +183,7 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         result["parameters"] = params
     if op.body is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": _ref(op.body, refs)}},
         }
     if op.auth == "required":
