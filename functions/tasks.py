@@ -36,7 +36,7 @@ def sweep(req: ApiRequest) -> ApiResponse:
     c = container()
     expired = c.bookings.sweep(settings.sweep_batch_size)
     stale = utcnow() - OUTBOX_GRACE
-    published = c.relay.deliver(c.outbox.unpublished(stale, settings.sweep_batch_size))
+    published = c.relay.deliver_pending(c.outbox.unpublished(stale, settings.sweep_batch_size))
     return json_response(200, {"expired": expired, "published": published})
 
 

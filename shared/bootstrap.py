@@ -106,7 +106,8 @@ class Container:
     def relay(self) -> OutboxRelay:
         from shared.messaging import OutboxRelay, PubSubPublisher
 
-        return OutboxRelay(self.outbox, PubSubPublisher(self.settings))
+        skip = self.settings.fault_injection == "skip_outbox_publish"
+        return OutboxRelay(self.outbox, PubSubPublisher(self.settings), skip_after_commit=skip)
 
     @cached_property
     def gateway(self) -> PaymentGateway:

@@ -47,12 +47,19 @@ class OutboxStore(Protocol):
 
 
 class OutboxRelay:
-    def __init__(self, store: OutboxStore, publisher: Publisher) -> None:
+    def __init__(self, store: OutboxStore, publisher: Publisher, skip_after_commit: bool = False) -> None:
         self.store = store
         self.publisher = publisher
+        self.skip_after_commit = skip_after_commit  # fault injection (tests): die before publishing
 
     def deliver(self, messages: list[OutboxMessage]) -> int:
-        """Publish and mark; a failure is left for the sweep (logged, never raised)."""
+        """Publish right after the commit; a failure is left for the sweep (logged, never raised)."""
+        if self.skip_after_commit:
+            return 0
+        return self.deliver_pending(messages)
+
+    def deliver_pending(self, messages: list[OutboxMessage]) -> int:
+        """Publish and mark each message (the sweep's path, and the normal one)."""
         delivered = 0
         for msg in messages:
             try:

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     tasks_invoker_service_account: str | None = None
     sweep_batch_size: int = Field(default=200, ge=1, le=1000)
 
+    # Fault injection for tests (local/test only): "skip_outbox_publish" acts as if the process died
+    # between a commit and its publish.
+    fault_injection: str | None = None
+
     # HTTP.
     cors_allowed_origins: str = ""
     max_body_bytes: int = 64 * 1024
@@ -112,6 +116,7 @@ class Settings(BaseSettings):
             "STRIPE_API_BASE": self.stripe_api_base,
             "AUTH_PROVIDER=local": "on" if self.auth_provider == "local" else None,
             "DEV_ISSUER_KEY_FILE": self.dev_issuer_key_file,
+            "FAULT_INJECTION": self.fault_injection,
         }
         used = [name for name, value in local_only.items() if value]
         if used and not self.is_local:
