@@ -14,7 +14,6 @@ from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
 
 settings = start()
-OUTBOX_GRACE = timedelta(seconds=10)  # younger messages are still being published by their request
 router = Router()
 
 
@@ -35,7 +34,7 @@ def sweep(req: ApiRequest) -> ApiResponse:
     """Every minute: expire what the tasks missed, publish what the outbox still holds."""
     c = container()
     expired = c.bookings.sweep(settings.sweep_batch_size)
-    stale = utcnow() - OUTBOX_GRACE
+    stale = utcnow() - timedelta(seconds=settings.outbox_grace_seconds)
     published = c.relay.deliver_pending(c.outbox.unpublished(stale, settings.sweep_batch_size))
     return json_response(200, {"expired": expired, "published": published})
 

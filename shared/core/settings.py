@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     tasks_target_base_url: str = "http://127.0.0.1:8080"
     tasks_invoker_service_account: str | None = None
     sweep_batch_size: int = Field(default=200, ge=1, le=1000)
+    outbox_grace_seconds: int = Field(default=10, ge=0, le=600)  # younger messages are still being published
 
     # Fault injection for tests (local/test only): "skip_outbox_publish" acts as if the process died
     # between a commit and its publish.
