@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,12 @@ def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
             "code": "not_found",
         }
     ).encode()
-    start_response("404 Not Found", [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))])
+    headers = [
+        ("Content-Type", "application/problem+json"),
+        ("Content-Length", str(len(body))),
+        ("X-Request-Id", uuid.uuid4().hex),
+    ]
+    start_response("404 Not Found", headers)
     return [body]
 
 

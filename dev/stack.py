@@ -142,6 +142,7 @@ class Stack:
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Stack:
+        _stop_cleanly_on_sigterm()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         taken = [f"{name} port {port}" for name, port in self.ports.items() if port_in_use(port)]
         if taken:
@@ -331,6 +332,19 @@ class Stack:
         request = urllib.request.Request(f"http://{self.host('stripe')}/_config/webhooks/local", data=form)
         with urllib.request.urlopen(request, timeout=5):
             pass
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """Children live in their own process groups: a SIGTERM must unwind through `stop()`, not kill us
+    silently and leave them running."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+
+        def unwind(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, unwind)
 
 
 def push_subscriptions() -> dict[str, str]:

@@ -31,6 +31,10 @@ class ValidationFailed(AppError):
 class Unauthenticated(AppError):
     code, status, title = "unauthenticated", 401, "Authentication required"
 
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+
 
 class NotRegistered(AppError):
     code, status, title = "not_registered", 403, "Register first with POST /v1/users"
@@ -46,6 +50,10 @@ class NotFound(AppError):
 
 class MethodNotAllowed(AppError):
     code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+    def __init__(self, detail: str | None = None, allow: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.headers["Allow"] = ", ".join(allow or [])
 
 
 class AlreadyRegistered(AppError):

@@ -29,6 +29,7 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match"
 EXPOSED_HEADERS = "ETag, Retry-After, X-Request-Id"
+_RESERVED_ID = re.compile(r"^__.*__$")  # Firestore reserves these document ids
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests)
 
@@ -138,9 +139,11 @@ class Router:
         for pattern, methods in self._routes:
             match = pattern.match(path)
             if match:
+                if any(_RESERVED_ID.match(value) for value in match.groupdict().values()):
+                    raise errors.NotFound(f"no route for {path}")
                 handler = methods.get("GET" if method == "HEAD" else method)
                 if handler is None:
-                    raise errors.MethodNotAllowed(f"{method} is not allowed on {path}")
+                    raise errors.MethodNotAllowed(f"{method} is not allowed on {path}", allow=sorted(methods))
                 return handler, match.groupdict()
         raise errors.NotFound(f"no route for {path}")
 

@@ -74,7 +74,8 @@ class EventDAL(Dal):
         cursor = query.after
         scanned = 0
         while scanned < budget:
-            page_query = base.limit(min(SCAN_CHUNK, budget - scanned))
+            chunk = min(SCAN_CHUNK, budget - scanned)
+            page_query = base.limit(chunk)
             if cursor:
                 page_query = page_query.start_after({"starts_at": cursor[0], "__name__": self.ref(cursor[1])})
             docs = list(page_query.stream())
@@ -86,7 +87,7 @@ class EventDAL(Dal):
                     found.append(event)
                     if len(found) == limit:
                         return found, cursor
-            if len(docs) < SCAN_CHUNK:
+            if len(docs) < chunk:
                 return found, None
         return found, cursor
 

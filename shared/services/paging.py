@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 from shared.core.errors import ValidationFailed
+
+_DOC_ID = re.compile(r"^(?!__)[A-Za-z0-9_-]{1,64}$")
 
 
 def fingerprint(filters: dict[str, Any]) -> str:
@@ -25,7 +28,12 @@ def decode_token(token: str, query_fingerprint: str) -> tuple[datetime, str]:
         payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         moment = datetime.fromisoformat(payload["t"])
         doc_id = payload["id"]
-        if payload["f"] != query_fingerprint or not isinstance(doc_id, str) or moment.tzinfo is None:
+        if (
+            payload["f"] != query_fingerprint
+            or not isinstance(doc_id, str)
+            or not _DOC_ID.match(doc_id)
+            or moment.tzinfo is None
+        ):
             raise ValueError
     except (ValueError, TypeError, KeyError, json.JSONDecodeError):
         raise ValidationFailed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,7 +37,6 @@ EVENT_FIELDS = {
     "created_at",
     "updated_at",
 }
-INPUT_FIELDS = set(event_body()) | {"max_tickets_per_booking", "status"}
 
 
 def assert_problem(response: requests.Response, status: int, code: str) -> dict[str, Any]:
@@ -88,7 +87,7 @@ def test_create_returns_the_event_with_derived_fields(api: Api, admin: tuple[str
     assert response.status_code == 201, response.text
     assert response.headers["ETag"] == '"1"'
     event = response.json()
-    assert EVENT_FIELDS <= set(event)
+    assert set(event) >= EVENT_FIELDS
     assert {k: event[k] for k in body} == body
     assert event["company_id"] == user["company_id"]
     assert event["starts_at"] == "2030-05-01T18:00:00Z"
@@ -113,9 +112,7 @@ def test_created_event_is_readable_by_anyone_without_a_token(api: Api, admin: tu
     }
 
 
-def test_published_event_is_readable_by_a_buyer_and_another_admin(
-    api: Api, admin: tuple[str, dict[str, Any]]
-) -> None:
+def test_published_event_is_readable_by_a_buyer_and_another_admin(api: Api, admin: tuple[str, dict[str, Any]]) -> None:
     created = api.create_event(admin[0], name=unique_name())
     buyer, _ = api.register_buyer()
     other_admin, _ = api.register_admin()
@@ -351,9 +348,7 @@ def test_garbled_if_match_is_refused(api: Api, admin: tuple[str, dict[str, Any]]
     assert get(api, event["id"]).json()["version"] == 1
 
 
-def test_concurrent_patches_with_the_same_version_exactly_one_wins(
-    api: Api, admin: tuple[str, dict[str, Any]]
-) -> None:
+def test_concurrent_patches_with_the_same_version_exactly_one_wins(api: Api, admin: tuple[str, dict[str, Any]]) -> None:
     event = api.create_event(admin[0])
     barrier = threading.Barrier(2)
     statuses: list[int] = []
@@ -431,9 +426,7 @@ def test_patch_of_the_timezone_alone_moves_starts_at(api: Api, admin: tuple[str,
 
 def test_patch_into_the_past_is_refused(api: Api, admin: tuple[str, dict[str, Any]]) -> None:
     event = api.create_event(admin[0])
-    yesterday = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
-
-    response = patch(api, event["id"], admin[0], {"event_date": yesterday}, '"1"')
+    response = patch(api, event["id"], admin[0], {"event_date": "2001-01-01"}, '"1"')
 
     assert_problem(response, 422, "validation_error")
     assert get(api, event["id"]).json()["version"] == 1

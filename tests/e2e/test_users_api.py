@@ -99,7 +99,7 @@ def test_second_registration_is_already_registered(api: Api) -> None:
 
 
 def test_second_registration_as_admin_is_already_registered_and_creates_no_company(api: Api) -> None:
-    token, user = api.register_buyer()
+    token, _ = api.register_buyer()
 
     again = api.call("POST", "/v1/users", token, json=user_body("admin"))
 
