@@ -96,10 +96,6 @@ class PayloadTooLarge(AppError):
     code, status, title = "payload_too_large", 413, "Request body too large"
 
 
-class UnsupportedMediaType(AppError):
-    code, status, title = "unsupported_media_type", 415, "Send application/json"
-
-
 class InvalidWebhook(AppError):
     code, status, title = "invalid_webhook", 400, "Webhook not accepted"
 

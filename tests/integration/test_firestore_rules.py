@@ -109,26 +109,29 @@ class Rest:
         url = f"{self.documents}/{parent}:runQuery" if parent else f"{self.documents}:runQuery"
         return self.request(caller, "POST", url, json={"structuredQuery": structured})
 
-    def create(self, caller: str, path: str) -> requests.Response:
+    # Each write takes an existing document's path and a fresh id in the same collection: the
+    # creating writes aim at the fresh id, the others at the existing document.
+
+    def create(self, caller: str, path: str, new_id: str) -> requests.Response:
         collection, _, _ = path.rpartition("/")
         return self.request(
             caller,
             "POST",
             f"{self.documents}/{collection}",
-            params={"documentId": f"client-{secrets.token_hex(6)}"},
+            params={"documentId": new_id},
             json={"fields": {"tampered": {"booleanValue": True}}},
         )
 
-    def upsert(self, caller: str, path: str) -> requests.Response:
+    def upsert(self, caller: str, path: str, new_id: str) -> requests.Response:
         collection, _, _ = path.rpartition("/")
         return self.request(
             caller,
             "PATCH",
-            f"{self.documents}/{collection}/client-{secrets.token_hex(6)}",
+            f"{self.documents}/{collection}/{new_id}",
             json={"fields": {"tampered": {"booleanValue": True}}},
         )
 
-    def update(self, caller: str, path: str) -> requests.Response:
+    def update(self, caller: str, path: str, new_id: str) -> requests.Response:
         return self.request(
             caller,
             "PATCH",
@@ -137,13 +140,17 @@ class Rest:
             json={"fields": {"tampered": {"booleanValue": True}}},
         )
 
-    def delete(self, caller: str, path: str) -> requests.Response:
+    def delete(self, caller: str, path: str, new_id: str) -> requests.Response:
         return self.request(caller, "DELETE", f"{self.documents}/{path}")
 
-    def commit(self, caller: str, path: str) -> requests.Response:
+    def commit(self, caller: str, path: str, new_id: str) -> requests.Response:
         name = f"projects/{self.project}/databases/(default)/documents/{path}"
-        write = {"update": {"name": name, "fields": {"tampered": {"booleanValue": True}}}}
-        return self.request(caller, "POST", f"{self.documents}:commit", json={"writes": [write]})
+        fields = {"tampered": {"booleanValue": True}}
+        writes = [
+            {"update": {"name": name, "fields": fields}},
+            {"update": {"name": f"{name.rpartition('/')[0]}/{new_id}", "fields": fields}},
+        ]
+        return self.request(caller, "POST", f"{self.documents}:commit", json={"writes": writes})
 
 
 def assert_allowed(response: requests.Response) -> Any:
@@ -339,10 +346,9 @@ WRITES = ("create", "upsert", "update", "delete", "commit")
 @pytest.mark.parametrize("write", WRITES)
 def test_no_client_writes(rest: Rest, seed: Seed, firestore_client: Any, caller: str, target: str, write: str) -> None:
     path = WRITE_TARGETS[target](seed)
-    collection = path.rpartition("/")[0]
-    before = {snap.id for snap in firestore_client.collection(collection).stream()}
+    new_path = f"{path.rpartition('/')[0]}/client-{secrets.token_hex(6)}"
 
-    assert_denied(getattr(rest, write)(caller, path))
+    assert_denied(getattr(rest, write)(caller, path, new_path.rpartition("/")[2]))
 
     assert firestore_client.document(path).get().to_dict() == seed.data[path]
-    assert {snap.id for snap in firestore_client.collection(collection).stream()} == before
+    assert not firestore_client.document(new_path).get().exists
