@@ -8,7 +8,7 @@ import threading
 from typing import Any, Protocol
 
 from shared.core.settings import Settings
-from shared.dal.outbox import OutboxMessage
+from shared.dal.records import OutboxMessage
 from shared.models import utcnow
 
 log = logging.getLogger("messaging")

@@ -7,25 +7,13 @@ issuer: only the issuer, audience and JWKS address differ. `alg` is pinned to RS
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import jwt
 
 from shared.core.errors import Unauthenticated, Unavailable
+from shared.core.identity import Identity, bearer_token
 
+__all__ = ["ALGORITHMS", "Identity", "TokenVerifier", "bearer_token"]
 ALGORITHMS = ["RS256"]
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the identity provider says the caller is (not yet who they are to us)."""
-
-    issuer: str
-    subject: str
-    email: str | None = None
-    name: str | None = None
-    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class TokenVerifier:
@@ -71,12 +59,3 @@ class TokenVerifier:
             name=claims.get("name"),
             claims=claims,
         )
-
-
-def bearer_token(authorization: str | None) -> str:
-    if not authorization:
-        raise Unauthenticated("missing Authorization: Bearer token")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Authorization must be 'Bearer <token>'")
-    return token.strip()

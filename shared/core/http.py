@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import flask
 import pydantic
-from google.api_core import exceptions as gexc
 
 from shared.core import errors
 from shared.core.logging import request_id_var, trace_var
@@ -31,7 +30,9 @@ ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Matc
 EXPOSED_HEADERS = "ETag, Retry-After, X-Request-Id"
 _RESERVED_ID = re.compile(r"^__.*__$")  # Firestore reserves these document ids
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests)
+# Google API errors that mean "try again": matched by name so this module need not import the
+# client libraries (cold starts).
+_TRANSIENT = {"ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "TooManyRequests", "RetryError"}
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Router:
 
 
 def problem_response(exc: Exception, instance: str) -> ApiResponse:
-    if isinstance(exc, _TRANSIENT):
+    if type(exc).__name__ in _TRANSIENT and type(exc).__module__.startswith("google.api_core"):
         log.warning("dependency unavailable: %s", type(exc).__name__)
         exc = errors.Unavailable()
     if not isinstance(exc, errors.AppError):

@@ -8,13 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-
-class DocumentExists(Exception):
-    """A create() met a document that already exists."""
-
-
-class ConcurrentUpdate(Exception):
-    """A write's precondition failed: someone else changed the document first."""
+from shared.dal.records import ConcurrentUpdate, DocumentExists
 
 
 class Dal:

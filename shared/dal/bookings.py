@@ -8,7 +8,6 @@ the key's record (created, so a second request with the key cannot create a seco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,37 +16,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.dal.base import Dal, as_utc, commit
-from shared.dal.inventory import Claim, InventoryDAL
-from shared.dal.outbox import OutboxDAL, OutboxMessage
+from shared.dal.inventory import InventoryDAL
+from shared.dal.outbox import OutboxDAL
+from shared.dal.records import BuyerHolds, Claim, HoldPlan, IdempotencyRecord, OutboxMessage
 from shared.models import Booking, Payment
 
 IDEMPOTENCY = "idempotency"
-
-
-@dataclass(frozen=True)
-class BuyerHolds:
-    """The unpaid bookings one buyer holds for one event: booking id -> expires_at."""
-
-    pending: dict[str, datetime] = field(default_factory=dict)
-    update_time: Any = None  # None: the document does not exist yet
-
-    def active(self, now: datetime) -> dict[str, datetime]:
-        return {b: t for b, t in self.pending.items() if t > now}
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    key_id: str
-    request_hash: str
-    resource_id: str
-
-
-@dataclass(frozen=True)
-class HoldPlan:
-    booking: Booking
-    claims: list[tuple[int, Claim | None]]  # slot number, expired claim to take over (or None)
-    buyer: BuyerHolds
-    idempotency: IdempotencyRecord | None = None
 
 
 class BookingDAL(Dal):

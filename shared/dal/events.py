@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -11,27 +10,10 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import Dal, as_utc
+from shared.dal.records import EventQuery, VersionMismatch
 from shared.models import Event
 
 SCAN_CHUNK = 50
-
-
-class VersionMismatch(Exception):
-    def __init__(self, current: int) -> None:
-        super().__init__(f"current version is {current}")
-        self.current = current
-
-
-@dataclass(frozen=True)
-class EventQuery:
-    """What Firestore can filter on; the rest is checked by `matches` on each scanned event."""
-
-    starts_from: datetime
-    starts_before: datetime | None = None
-    geohash_precision: int | None = None
-    geohash_cells: tuple[str, ...] = ()
-    token: str | None = None
-    after: tuple[datetime, str] | None = None
 
 
 class EventDAL(Dal):

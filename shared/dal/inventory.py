@@ -14,29 +14,14 @@ guarded by the claim's update time. "Taken" = claims with held_until > now: one 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import as_utc, commit
-
-SOLD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Claim:
-    n: int
-    state: str  # held | sold | retired
-    booking_id: str | None
-    held_until: datetime | None
-    update_time: Any  # the precondition for taking it over
-
-    def is_free(self, now: datetime) -> bool:
-        """Free to take: a hold that ran out. Retired slots are never taken by a hold."""
-        return self.state == "held" and self.held_until is not None and self.held_until <= now
+from shared.dal.records import SOLD_UNTIL, Claim
 
 
 def slot_id(event_id: str, n: int) -> str:

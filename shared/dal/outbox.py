@@ -6,27 +6,13 @@ publishes what is left. Consumers are idempotent, so a message published twice i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import Dal, as_utc
-from shared.models import new_id
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    id: str
-    topic: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
-def message(topic: str, data: dict[str, Any], now: datetime) -> OutboxMessage:
-    return OutboxMessage(new_id(), topic, data, now)
+from shared.dal.records import OutboxMessage
 
 
 class OutboxDAL(Dal):

@@ -11,8 +11,9 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import Dal, as_utc, commit
-from shared.dal.bookings import IDEMPOTENCY, BookingDAL, IdempotencyRecord
-from shared.dal.outbox import OutboxDAL, OutboxMessage
+from shared.dal.bookings import IDEMPOTENCY, BookingDAL
+from shared.dal.outbox import OutboxDAL
+from shared.dal.records import IdempotencyRecord, OutboxMessage
 from shared.models import Booking, Payment
 
 WEBHOOK_EVENTS = "webhook_events"

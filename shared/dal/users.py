@@ -7,19 +7,12 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.dal.base import Dal, DocumentExists, as_utc, commit
+from shared.dal.base import Dal, as_utc, commit
+from shared.dal.records import DocumentExists, IdentityTaken, UsernameTaken
 from shared.models import Company, User
 
 IDENTITIES = "identities"
 USERNAMES = "usernames"
-
-
-class UsernameTaken(Exception):
-    pass
-
-
-class IdentityTaken(Exception):
-    pass
 
 
 class CompanyDAL(Dal):

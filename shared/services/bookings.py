@@ -24,9 +24,7 @@ from shared.core.errors import (
     Unavailable,
     ValidationFailed,
 )
-from shared.dal.base import ConcurrentUpdate, DocumentExists
-from shared.dal.bookings import BuyerHolds, HoldPlan, IdempotencyRecord
-from shared.dal.inventory import Claim
+from shared.dal.records import BuyerHolds, Claim, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord
 from shared.models import Booking, BookingStatus, Event, new_id, utcnow
 from shared.schemas import BookingOut, Page
 from shared.services.identity import Principal

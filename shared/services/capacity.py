@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.core.errors import CapacityBelowSold, Unavailable
-from shared.dal.base import ConcurrentUpdate, DocumentExists
-from shared.dal.inventory import Claim
+from shared.dal.records import Claim, ConcurrentUpdate, DocumentExists
 from shared.services.slots import NoFreeSlots, SlotPicker
 
 MAX_ATTEMPTS = 20

@@ -17,7 +17,7 @@ from shared.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from shared.dal.events import EventQuery, VersionMismatch
+from shared.dal.records import EventQuery, VersionMismatch
 from shared.models import Event, new_id, utcnow, words
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch, Page
 from shared.services.identity import Principal

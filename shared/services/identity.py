@@ -8,8 +8,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.core.auth import Identity, bearer_token
 from shared.core.errors import NotRegistered
+from shared.core.identity import Identity, bearer_token
 
 
 class Verifier(Protocol):

@@ -26,10 +26,7 @@ from shared.core.errors import (
     PaymentDeclined,
     Unavailable,
 )
-from shared.dal.base import ConcurrentUpdate, DocumentExists
-from shared.dal.bookings import IdempotencyRecord
-from shared.dal.inventory import Claim
-from shared.dal.outbox import OutboxMessage, message
+from shared.dal.records import Claim, ConcurrentUpdate, DocumentExists, IdempotencyRecord, OutboxMessage, message
 from shared.messaging import BOOKING_CONFIRMED, PAYMENT_EVENTS, OutboxRelay
 from shared.models import PROVIDER_STATUSES, Booking, Event, Payment, PaymentStatus, new_id, utcnow
 from shared.payments.gateway import BadSignature, Declined, Intent, PaymentGateway, ProviderUnavailable

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from shared.dal.inventory import Claim
+from shared.dal.records import Claim
 
 REFRESH_SECONDS = 0.25
 RANDOM_TRIES = 64

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from shared.core.auth import Identity
 from shared.core.errors import AlreadyRegistered, Forbidden, NotFound, ValidationFailed
-from shared.dal.users import IdentityTaken, UsernameTaken
+from shared.core.identity import Identity
+from shared.dal.records import IdentityTaken, UsernameTaken
 from shared.models import Company, User, new_id, utcnow
 from shared.schemas import UserIn, UserPatch
 from shared.services.identity import Principal, identity_key

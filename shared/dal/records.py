@@ -1,0 +1,99 @@
+"""What the DALs take and return, and the conflicts they report: plain Python, no Firestore import,
+so that services (and the cold start of a function) do not pay for the client library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.models import Booking, new_id
+
+SOLD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class DocumentExists(Exception):
+    """A create() met a document that already exists."""
+
+
+class ConcurrentUpdate(Exception):
+    """A write's precondition failed: someone else changed the document first."""
+
+
+class VersionMismatch(Exception):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+class IdentityTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One ticket slot's claim document."""
+
+    n: int
+    state: str  # held | sold | retired
+    booking_id: str | None
+    held_until: datetime | None
+    update_time: Any  # the precondition for changing it
+
+    def is_free(self, now: datetime) -> bool:
+        """Free to take: a hold that ran out. Retired slots are never taken by a hold."""
+        return self.state == "held" and self.held_until is not None and self.held_until <= now
+
+
+@dataclass(frozen=True)
+class BuyerHolds:
+    """The unpaid bookings one buyer holds for one event: booking id -> expires_at."""
+
+    pending: dict[str, datetime] = field(default_factory=dict)
+    update_time: Any = None  # None: the document does not exist yet
+
+    def active(self, now: datetime) -> dict[str, datetime]:
+        return {b: t for b, t in self.pending.items() if t > now}
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key_id: str
+    request_hash: str
+    resource_id: str
+
+
+@dataclass(frozen=True)
+class HoldPlan:
+    booking: Booking
+    claims: list[tuple[int, Claim | None]]  # slot number, expired claim to take over (or None)
+    buyer: BuyerHolds
+    idempotency: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """What Firestore can filter on; the rest is checked by `matches` on each scanned event."""
+
+    starts_from: datetime
+    starts_before: datetime | None = None
+    geohash_precision: int | None = None
+    geohash_cells: tuple[str, ...] = ()
+    token: str | None = None
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: str
+    topic: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+def message(topic: str, data: dict[str, Any], now: datetime) -> OutboxMessage:
+    return OutboxMessage(new_id(), topic, data, now)
