@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install dev demo test unit lint fmt typecheck check package clean
+.PHONY: help install dev demo test unit lint fmt check package clean bench
 
 help:
 	@echo "make dev       install what is missing, then run the whole local stack (Ctrl-C stops it)"
@@ -67,3 +67,7 @@ package: $(STAMP)
 
 clean:
 	rm -rf build .run .pytest_cache .mypy_cache .ruff_cache
+
+bench: install
+	@echo "==> flash-sale benchmark (own stack on free ports; about 3 minutes)"
+	@$(PY) -m bench.flash_sale
