@@ -7,6 +7,8 @@ issuer: only the issuer, audience and JWKS address differ. `alg` is pinned to RS
 
 from __future__ import annotations
 
+import json
+
 import jwt
 
 from shared.core.errors import Unauthenticated, Unavailable
@@ -17,18 +19,23 @@ ALGORITHMS = ["RS256"]
 
 
 class TokenVerifier:
-    def __init__(self, issuer: str, audience: str, jwks_url: str, leeway_seconds: int = 30) -> None:
+    def __init__(
+        self, issuer: str, audience: str, jwks_url: str, leeway_seconds: int = 30, refetch_cooldown: float = 5.0
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.leeway = min(max(leeway_seconds, 0), 60)
-        # JWKS cached for 5 minutes; an unknown `kid` forces one refetch (key rotation).
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_jwk_set=True, lifespan=300, timeout=5)
+        # JWKS cached for 5 minutes; an unknown `kid` forces a refetch (key rotation), at most once per
+        # `refetch_cooldown` seconds so that tokens with made-up kids cannot hammer the issuer.
+        self._jwks = jwt.PyJWKClient(
+            jwks_url, cache_jwk_set=True, lifespan=300, timeout=5, cooldown_duration=refetch_cooldown
+        )
 
     def verify(self, token: str) -> Identity:
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientConnectionError as exc:
-            raise Unavailable("identity provider keys could not be fetched") from exc
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, json.JSONDecodeError) as exc:
+            raise Unavailable("identity provider keys could not be fetched or read") from exc
         except (jwt.PyJWKClientError, jwt.DecodeError) as exc:
             raise Unauthenticated("token signing key not recognised") from exc
         try:

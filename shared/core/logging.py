@@ -23,7 +23,7 @@ _SECRET_PATTERNS = [
     re.compile(r"\b(sk|rk|pk)_(live|test)_[A-Za-z0-9]+"),
     re.compile(r"\bwhsec_[A-Za-z0-9]+"),
     re.compile(r"\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),
-    re.compile(r"\b\d{13,19}\b"),  # card-number shaped digits
+    re.compile(r"\b(?:\d[ -]?){12,18}\d\b"),  # card-number shaped digits, grouped or not
 ]
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -32,6 +32,19 @@ def redact(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub("[redacted]", text)
     return text
+
+
+def _redact_value(value: Any) -> Any:
+    """Redact the leaves of an extra field, keeping its shape."""
+    if isinstance(value, dict):
+        return {str(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return value if redact(str(value)) == str(value) else "[redacted]"
+    return redact(str(value))
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -53,7 +66,7 @@ class CloudLoggingFormatter(logging.Formatter):
             entry["logging.googleapis.com/trace"] = trace
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = json.loads(redact(json.dumps(value, default=str)))
+                entry[key] = _redact_value(value)
         if record.exc_info:
             entry["stack_trace"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)

@@ -7,7 +7,7 @@ profiles and outside a `demo-` project, so a production process can never talk t
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,6 +142,16 @@ class Settings(BaseSettings):
         return self
 
 
+class _ExactSettings(Settings):
+    """Settings from the given values only (tests, tools): the process environment is not read."""
+
+    @classmethod
+    def settings_customise_sources(  # type: ignore[override]
+        cls, settings_cls: Any, init_settings: Any, **others: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from `env` (default: the process environment) or raise ConfigurationError."""
     try:
@@ -150,7 +160,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         values = {k.lower(): v for k, v in env.items()}
         if "google_cloud_project" in values:
             values["GOOGLE_CLOUD_PROJECT"] = values.pop("google_cloud_project")
-        return Settings.model_validate(values)
+        exact: dict[str, Any] = values
+        return _ExactSettings(**exact)
     except ValidationError as exc:
         reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise ConfigurationError(f"refusing to start: {reasons}") from None
