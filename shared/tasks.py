@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ class CloudTasksExpiryScheduler:
         self.settings = settings
         self._client: Any = None
         self._lock = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="expiry-tasks")
 
     @property
     def queue_path(self) -> str:
@@ -51,7 +53,11 @@ class CloudTasksExpiryScheduler:
             return self._client
 
     def schedule_expiry(self, booking_id: str, at: datetime) -> None:
-        """Create the task; never raises (the sweep expires whatever a missing task leaves)."""
+        """Create the task in the background, after the commit: the answer to the buyer does not wait
+        for it, and a task that is never created costs nothing but latency (the sweep expires it)."""
+        self._background.submit(self._create, booking_id, at)
+
+    def _create(self, booking_id: str, at: datetime) -> None:
         from google.api_core import exceptions as gexc
         from google.protobuf import timestamp_pb2
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,53 +87,70 @@ class BookingService:
         self.picker = picker
         self.expiry = expiry
         self.rules = rules
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hold-reads")
 
     # ---- hold -----------------------------------------------------------------------------------
 
     def hold(self, principal: Principal, subject: str, request: HoldRequest) -> tuple[Booking, bool]:
-        """Hold tickets; returns the booking and whether this call created it."""
+        """Hold tickets; returns the booking and whether this call created it.
+
+        With an Idempotency-Key, every refusal first checks whether a concurrent request with the
+        same key has just succeeded: if so, that booking is the answer.
+        """
         key = _key_id(principal.user_id, request.idempotency_key) if request.idempotency_key else None
         request_hash = _request_hash(request)
-        if key:
-            replay = self._replay(key, request_hash)
-            if replay:
-                return replay, False
-        event = self._bookable_event(request)
+        event = None
         for _attempt in range(MAX_ATTEMPTS):
-            now = utcnow()
-            buyer = self.bookings.buyer_holds(event.id, principal.user_id)
-            if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
-                raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
-            taken = self.inventory.taken(event.id, now)
-            if event.capacity - taken < request.quantity:
-                raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+            if key:
+                replay = self._replay(key, request_hash)
+                if replay:
+                    return replay, False
+            event = event or self._bookable_event(request)
             try:
-                picks = self.picker.pick(event.id, event.capacity, request.quantity, now)
-            except NoFreeSlots:
-                raise SoldOut("not enough tickets left") from None
-            booking = self._new_booking(principal, subject, event, request.quantity, event.unit_price(taken), now)
-            record = IdempotencyRecord(key, request_hash, booking.id) if key else None
-            try:
-                self.bookings.commit_hold(HoldPlan(booking, picks, buyer, record))
-            except DocumentExists:
-                self.picker.done(event.id, picks, claimed=False)
-                if key:
-                    replay = self._replay(key, request_hash)
-                    if replay:
-                        return replay, False
-                self.picker.collided(event.id, picks, now)
-                continue
-            except ConcurrentUpdate:
-                self.picker.done(event.id, picks, claimed=False)
-                self.picker.collided(event.id, [p for p in picks if p[1] is not None], now)
-                continue
-            except Exception:
-                self.picker.done(event.id, picks, claimed=False)
+                booking = self._try_hold(principal, subject, event, request.quantity, key, request_hash)
+            except (BookingLimitReached, SoldOut):
+                replay = self._replay(key, request_hash) if key else None
+                if replay:
+                    return replay, False
                 raise
-            self.picker.done(event.id, picks, claimed=True)
-            self.expiry.schedule_expiry(booking.id, booking.expires_at)
-            return booking, True
+            if booking is not None:
+                self.expiry.schedule_expiry(booking.id, booking.expires_at)
+                return booking, True
         raise Unavailable("too much contention on this event; retry", retry_after=1)
+
+    def _try_hold(
+        self, principal: Principal, subject: str, event: Event, quantity: int, key: str | None, request_hash: str
+    ) -> Booking | None:
+        """One attempt: the booking, or None when a collision says to try again."""
+        now = utcnow()
+        taken_later = self._pool.submit(self.inventory.taken, event.id, now)
+        buyer = self.bookings.buyer_holds(event.id, principal.user_id)
+        taken = taken_later.result()
+        if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
+            raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
+        if event.capacity - taken < quantity:
+            raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+        try:
+            picks = self.picker.pick(event.id, event.capacity, quantity, now)
+        except NoFreeSlots:
+            raise SoldOut("not enough tickets left") from None
+        booking = self._new_booking(principal, subject, event, quantity, event.unit_price(taken), now)
+        record = IdempotencyRecord(key, request_hash, booking.id) if key else None
+        try:
+            self.bookings.commit_hold(HoldPlan(booking, picks, buyer, record))
+        except DocumentExists:
+            self.picker.done(event.id, picks, claimed=False)
+            self.picker.collided(event.id, picks, now)
+            return None
+        except ConcurrentUpdate:
+            self.picker.done(event.id, picks, claimed=False)
+            self.picker.collided(event.id, [p for p in picks if p[1] is not None], now)
+            return None
+        except Exception:
+            self.picker.done(event.id, picks, claimed=False)
+            raise
+        self.picker.done(event.id, picks, claimed=True)
+        return booking
 
     def _bookable_event(self, request: HoldRequest) -> Event:
         event = self.events.get(request.event_id)
@@ -225,9 +243,13 @@ class BookingService:
         if booking.status_at(now) != "pending_payment":
             raise InvalidState(f"a {booking.status_at(now)} booking cannot be cancelled")
         released = self._release(booking_id, "cancelled", "cancelled by the buyer", only_if_overdue=False)
-        if released is None:
-            raise InvalidState("the booking changed; read it again")
-        return released
+        if released is not None:
+            return released
+        current = self.bookings.get(booking_id)  # changed meanwhile: cancelled by a concurrent call?
+        if current is not None and current[0].status == "cancelled":
+            return current[0]
+        state = current[0].status_at(utcnow()) if current else "gone"
+        raise InvalidState(f"a {state} booking cannot be cancelled")
 
     def expire(self, booking_id: str) -> Booking | None:
         """Expire one booking if it is pending and past its hold; otherwise change nothing."""
