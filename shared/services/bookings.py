@@ -28,6 +28,7 @@ from shared.core.errors import (
 from shared.dal.records import BuyerHolds, Claim, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord
 from shared.models import Booking, BookingStatus, Event, new_id, utcnow
 from shared.schemas import BookingOut, Page
+from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
 from shared.services.paging import decode_token, encode_token, fingerprint
 from shared.services.slots import NoFreeSlots, SlotPicker
@@ -87,6 +88,7 @@ class BookingService:
         self.picker = picker
         self.expiry = expiry
         self.rules = rules
+        self.counter = TakenCounter(inventory.taken)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hold-reads")
 
     # ---- hold -----------------------------------------------------------------------------------
@@ -123,13 +125,18 @@ class BookingService:
     ) -> Booking | None:
         """One attempt: the booking, or None when a collision says to try again."""
         now = utcnow()
-        taken_later = self._pool.submit(self.inventory.taken, event.id, now)
+        taken = self.counter.fresh(event.id)
+        if taken is not None and event.capacity - taken < quantity:
+            raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+        counted = self._pool.submit(self.counter.refresh, event.id, now) if taken is None else None
         buyer = self.bookings.buyer_holds(event.id, principal.user_id)
-        taken = taken_later.result()
-        if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
-            raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
+        if counted is not None:
+            taken = counted.result()
+        assert taken is not None
         if event.capacity - taken < quantity:
             raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+        if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
+            raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
         try:
             picks = self.picker.pick(event.id, event.capacity, quantity, now)
         except NoFreeSlots:
@@ -150,6 +157,7 @@ class BookingService:
             self.picker.done(event.id, picks, claimed=False)
             raise
         self.picker.done(event.id, picks, claimed=True)
+        self.counter.add(event.id, quantity)
         return booking
 
     def _bookable_event(self, request: HoldRequest) -> Event:
@@ -279,6 +287,7 @@ class BookingService:
             except ConcurrentUpdate:
                 continue
             self.picker.released(booking.event_id, [c.n for c in mine])
+            self.counter.add(booking.event_id, -len(mine))
             log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
             return after
         raise Unavailable("the booking is changing; retry", retry_after=1)
