@@ -201,13 +201,16 @@ class Payment:
     attention: str | None = None  # why a person should look at it, or None
 
     def can_become(self, status: PaymentStatus) -> bool:
-        """Never backwards: succeeded only becomes refunded, refunded is final."""
+        """Never backwards: succeeded only becomes refunded, refunded is final, and a failed attempt
+        changes only if the provider later says the money came in."""
         if status == self.status:
             return False
         if self.status == "refunded" or status == "creating":
             return False
         if self.status == "succeeded":
             return status == "refunded"
+        if self.status == "failed":
+            return status == "succeeded"
         return True
 
     def moved_to(self, status: PaymentStatus, now: datetime, **changes: object) -> Payment:

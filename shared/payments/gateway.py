@@ -36,6 +36,10 @@ class Declined(Exception):
         self.intent_id = intent_id
 
 
+class UnknownPaymentMethod(Exception):
+    """The provider does not accept the payment method the client named."""
+
+
 class ProviderUnavailable(Exception):
     """The provider could not be reached or failed; the call may be retried with the same key."""
 

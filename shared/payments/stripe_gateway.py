@@ -9,7 +9,14 @@ from typing import Any
 
 import stripe
 
-from shared.payments.gateway import BadSignature, Declined, Intent, ProviderEvent, ProviderUnavailable
+from shared.payments.gateway import (
+    BadSignature,
+    Declined,
+    Intent,
+    ProviderEvent,
+    ProviderUnavailable,
+    UnknownPaymentMethod,
+)
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_LISTED = 2000
@@ -40,7 +47,7 @@ class StripeGateway:
         }
         if payment_method:
             params["payment_method"] = payment_method
-        with _translated():
+        with _translated(payment_method=payment_method):
             intent = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
         return _intent(intent)
 
@@ -98,10 +105,15 @@ def _intent(resource: Any) -> Intent:
 
 
 @contextmanager
-def _translated(intent_id: str | None = None) -> Iterator[None]:
-    """Stripe's errors become the gateway's: declines, and failures worth retrying."""
+def _translated(intent_id: str | None = None, payment_method: str | None = None) -> Iterator[None]:
+    """Stripe's errors become the gateway's: declines, unknown payment methods, failures worth
+    retrying. Any other error is ours, and stays an error."""
     try:
         yield
+    except stripe.InvalidRequestError:
+        if payment_method is None:
+            raise
+        raise UnknownPaymentMethod(payment_method) from None
     except stripe.CardError as exc:
         intent = exc.error.payment_intent if exc.error else None
         raise Declined(exc.code or "card_declined", intent.id if intent is not None else intent_id) from None

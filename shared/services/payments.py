@@ -25,11 +25,19 @@ from shared.core.errors import (
     NotFound,
     PaymentDeclined,
     Unavailable,
+    ValidationFailed,
 )
 from shared.dal.records import Claim, ConcurrentUpdate, DocumentExists, IdempotencyRecord, OutboxMessage, message
 from shared.messaging import BOOKING_CONFIRMED, PAYMENT_EVENTS, OutboxRelay
 from shared.models import PROVIDER_STATUSES, Booking, Event, Payment, PaymentStatus, new_id, utcnow
-from shared.payments.gateway import BadSignature, Declined, Intent, PaymentGateway, ProviderUnavailable
+from shared.payments.gateway import (
+    BadSignature,
+    Declined,
+    Intent,
+    PaymentGateway,
+    ProviderUnavailable,
+    UnknownPaymentMethod,
+)
 from shared.services.identity import Principal
 from shared.services.slots import NoFreeSlots, SlotPicker
 
@@ -115,15 +123,17 @@ class PaymentService:
         key_id = _key_id(principal.user_id, key) if key else None
         request_hash = _hash({"booking_id": booking_id, "payment_method": payment_method})
         if key_id:
-            replay = self._replay(key_id, request_hash)
+            replay = self._replay(key_id, request_hash, payment_method)
             if replay is not None:
                 return replay
-        payment = self._begin(principal, booking_id, key_id, request_hash)
+        payment = self._begin(principal, booking_id, key_id, request_hash, payment_method)
         if payment.status != "creating":  # an idempotent replay that raced us
             return payment
         return self._call_provider(payment, payment_method)
 
-    def _begin(self, principal: Principal, booking_id: str, key_id: str | None, request_hash: str) -> Payment:
+    def _begin(
+        self, principal: Principal, booking_id: str, key_id: str | None, request_hash: str, payment_method: str | None
+    ) -> Payment:
         for _attempt in range(MAX_ATTEMPTS):
             booking, update_time = self._own_booking(principal, booking_id)
             now = utcnow()
@@ -151,7 +161,7 @@ class PaymentService:
                 self.payments.begin(counted, update_time, payment, record)
                 return payment
             except DocumentExists:
-                replay = self._replay(key_id, request_hash) if key_id else None
+                replay = self._replay(key_id, request_hash, payment_method) if key_id else None
                 if replay is not None:
                     return replay
             except ConcurrentUpdate:
@@ -180,8 +190,14 @@ class PaymentService:
                 intent = gateway.confirm_intent(intent.id, idempotency_key=f"{payment.idempotency_key}:confirm")
                 payment = self._record(payment, intent)
         except Declined as exc:
-            self._record_failure(payment, exc)
+            self._record_failure(payment, exc.code, exc.intent_id)
             raise PaymentDeclined(f"declined: {exc.code}") from None
+        except UnknownPaymentMethod:
+            self._record_failure(payment, "unknown_payment_method", None)
+            raise ValidationFailed(
+                "the payment provider does not know this payment method",
+                [{"field": "payment_method", "message": "unknown payment method"}],
+            ) from None
         except ProviderUnavailable:
             raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
         return payment
@@ -212,13 +228,15 @@ class PaymentService:
             return updated
         raise Unavailable("the payment is changing; retry", retry_after=1)
 
-    def _record_failure(self, payment: Payment, exc: Declined) -> None:
+    def _record_failure(self, payment: Payment, code: str, intent_id: str | None) -> None:
         found = self.payments.get(payment.id)
         if found is None:
             return
         current, update_time = found
         if current.can_become("failed"):
-            failed = current.moved_to("failed", utcnow(), failure_code=exc.code, transaction_id=exc.intent_id)
+            failed = current.moved_to(
+                "failed", utcnow(), failure_code=code, transaction_id=intent_id or current.transaction_id
+            )
             try:
                 self.payments.save(failed, update_time)
             except ConcurrentUpdate:
@@ -243,7 +261,7 @@ class PaymentService:
         except ConcurrentUpdate:
             log.info("booking %s changed; hold not extended", booking.id)
 
-    def _replay(self, key_id: str, request_hash: str) -> Payment | None:
+    def _replay(self, key_id: str, request_hash: str, payment_method: str | None) -> Payment | None:
         record = self.bookings.idempotency(key_id)
         if record is None:
             return None
@@ -254,7 +272,7 @@ class PaymentService:
             raise Unavailable("the earlier request with this key is still being recorded")
         payment = found[0]
         if payment.status == "creating":  # the earlier call died before the provider answered: resume
-            return self._call_provider(payment, None)
+            return self._call_provider(payment, payment_method)
         return payment
 
     # ---- reading ------------------------------------------------------------------------------
@@ -314,6 +332,10 @@ class PaymentService:
         fresh = self.payments.record_event(event.id, payment_id, decide)
         if fresh:
             self.relay.deliver(outbox)
+            if status == "processing" and payment_id:
+                found = self.payments.get(payment_id)
+                if found is not None and found[0].status == "processing":
+                    self._grace(found[0])
         return fresh
 
     def _payment_event(self, payment: Payment) -> OutboxMessage:
@@ -346,6 +368,8 @@ class PaymentService:
             return self._refund_unbookable(payment, "booking already paid by another payment")
         if booking.status == "refunded":
             return "ignored"
+        if booking.status == "cancelled":
+            return self._refund_unbookable(payment, "paid after the buyer cancelled the booking")
         now = utcnow()
         mine = [c for c in self.claims.claims_of(booking.event_id, booking.id) if c.state == "held"]
         on_time = booking.status == "pending_payment" and booking.expires_at > now
