@@ -35,10 +35,9 @@ def idempotency_key(req: ApiRequest) -> str | None:
 def hold(req: ApiRequest) -> ApiResponse:
     c = container()
     identity = c.authenticator.identity(req.header("Authorization"))
-    principal = c.authenticator.principal_of(identity)
     body = req.json_body(BookingIn)
     request = HoldRequest(req.params["event_id"], body.quantity, idempotency_key(req))
-    booking, _created = c.bookings.hold(principal, identity.subject, request)
+    booking, _created = c.bookings.hold(lambda: c.authenticator.principal_of(identity), identity.subject, request)
     return json_response(201, BookingOut.of(booking, utcnow()))
 
 

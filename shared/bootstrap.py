@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.messaging import OutboxRelay
     from shared.payments.gateway import PaymentGateway
     from shared.services.bookings import BookingService
+    from shared.services.cache import CachedEvents
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
@@ -60,7 +61,19 @@ class Container:
         from shared.services.capacity import CapacityChanger
         from shared.services.events import EventService
 
-        return EventService(EventDAL(self.firestore), self.inventory, CapacityChanger(self.inventory, self.slot_picker))
+        return EventService(
+            EventDAL(self.firestore),
+            self.inventory,
+            CapacityChanger(self.inventory, self.slot_picker),
+            changed=self.event_cache.forget,
+        )
+
+    @cached_property
+    def event_cache(self) -> CachedEvents:
+        from shared.dal.events import EventDAL
+        from shared.services.cache import CachedEvents
+
+        return CachedEvents(EventDAL(self.firestore))
 
     @cached_property
     def inventory(self) -> InventoryDAL:
@@ -79,7 +92,6 @@ class Container:
         from datetime import timedelta
 
         from shared.dal.bookings import BookingDAL
-        from shared.dal.events import EventDAL
         from shared.services.bookings import BookingRules, BookingService
         from shared.tasks import CloudTasksExpiryScheduler
 
@@ -89,7 +101,7 @@ class Container:
         )
         return BookingService(
             BookingDAL(self.firestore, self.inventory, self.outbox),
-            EventDAL(self.firestore),
+            self.event_cache,
             self.inventory,
             self.slot_picker,
             CloudTasksExpiryScheduler(self.settings),

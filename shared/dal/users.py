@@ -34,10 +34,22 @@ class UserDAL(Dal):
         snap = self.client.collection(IDENTITIES).document(identity_key).get()
         return snap.get("user_id") if snap.exists else None
 
+    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
+        """(user id, role, company id) of an identity: one read, as every authenticated request
+        needs it. Role and company never change after registration, so the identity holds them."""
+        snap = self.client.collection(IDENTITIES).document(identity_key).get()
+        if not snap.exists:
+            return None
+        data = snap.to_dict() or {}
+        return data["user_id"], data["role"], data.get("company_id")
+
     def register(self, user: User, company: Company | None) -> None:
         """Create the user, its identity claim, its username and company, all or nothing."""
         batch = self.client.batch()
-        batch.create(self.client.collection(IDENTITIES).document(user.identity_key), {"user_id": user.id})
+        batch.create(
+            self.client.collection(IDENTITIES).document(user.identity_key),
+            {"user_id": user.id, "role": user.role, "company_id": user.company_id},
+        )
         batch.create(self._username_ref(user.username), {"user_id": user.id})
         batch.create(self.ref(user.id), asdict(user))
         if company is not None:

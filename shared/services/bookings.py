@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,27 +90,34 @@ class BookingService:
         self.expiry = expiry
         self.rules = rules
         self.counter = TakenCounter(inventory.taken)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hold-reads")
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hold-reads")
 
     # ---- hold -----------------------------------------------------------------------------------
 
-    def hold(self, principal: Principal, subject: str, request: HoldRequest) -> tuple[Booking, bool]:
+    def hold(self, caller: Callable[[], Principal], subject: str, request: HoldRequest) -> tuple[Booking, bool]:
         """Hold tickets; returns the booking and whether this call created it.
 
-        With an Idempotency-Key, every refusal first checks whether a concurrent request with the
-        same key has just succeeded: if so, that booking is the answer.
+        `caller` looks up who is asking (the registration check). A request without an
+        Idempotency-Key for an event this process knows to be sold out is answered before that
+        lookup: nobody could get a ticket, so the answer is the same for everyone, and the
+        sold-out path of a rush stays cheap. With a key, every refusal first checks whether a
+        request with the same key has already succeeded: if so, that booking is the answer.
         """
+        event = self._bookable_event(request)
+        if not request.idempotency_key:
+            self._refuse_if_known_sold_out(event, request.quantity)
+        principal = caller()
         key = _key_id(principal.user_id, request.idempotency_key) if request.idempotency_key else None
         request_hash = _request_hash(request)
-        event = None
-        for _attempt in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             if key:
                 replay = self._replay(key, request_hash)
                 if replay:
                     return replay, False
-            event = event or self._bookable_event(request)
             try:
-                booking = self._try_hold(principal, subject, event, request.quantity, key, request_hash)
+                booking = self._try_hold(
+                    principal, subject, event, request.quantity, key, request_hash, first_try=attempt == 0
+                )
             except (BookingLimitReached, SoldOut):
                 replay = self._replay(key, request_hash) if key else None
                 if replay:
@@ -121,20 +129,30 @@ class BookingService:
         raise Unavailable("too much contention on this event; retry", retry_after=1)
 
     def _try_hold(
-        self, principal: Principal, subject: str, event: Event, quantity: int, key: str | None, request_hash: str
+        self,
+        principal: Principal,
+        subject: str,
+        event: Event,
+        quantity: int,
+        key: str | None,
+        request_hash: str,
+        first_try: bool,
     ) -> Booking | None:
-        """One attempt: the booking, or None when a collision says to try again."""
+        """One attempt: the booking, or None when a collision says to try again.
+
+        A recent count that says sold out answers at once. The first try assumes the buyer holds
+        nothing for this event yet (the usual case in a rush) and *creates* the buyer's record in
+        the commit, which fails if it exists; later tries read it. Either way the per-buyer cap is
+        enforced by the commit's precondition."""
         now = utcnow()
-        taken = self.counter.fresh(event.id)
-        if taken is not None and event.capacity - taken < quantity:
-            raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+        taken = self._refuse_if_known_sold_out(event, quantity)
         counted = self._pool.submit(self.counter.refresh, event.id, now) if taken is None else None
-        buyer = self.bookings.buyer_holds(event.id, principal.user_id)
+        buyer = BuyerHolds() if first_try else self.bookings.buyer_holds(event.id, principal.user_id)
         if counted is not None:
             taken = counted.result()
+            if event.capacity - taken < quantity:
+                raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
         assert taken is not None
-        if event.capacity - taken < quantity:
-            raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
         if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
             raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
         try:
@@ -159,6 +177,13 @@ class BookingService:
         self.picker.done(event.id, picks, claimed=True)
         self.counter.add(event.id, quantity)
         return booking
+
+    def _refuse_if_known_sold_out(self, event: Event, quantity: int) -> int | None:
+        """SoldOut when a recent count says so; otherwise that count, or None if there is none."""
+        taken = self.counter.fresh(event.id)
+        if taken is not None and event.capacity - taken < quantity:
+            raise SoldOut(f"{max(event.capacity - taken, 0)} ticket(s) left")
+        return taken
 
     def _bookable_event(self, request: HoldRequest) -> Event:
         event = self.events.get(request.event_id)

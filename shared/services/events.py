@@ -70,10 +70,17 @@ def _check_rules(event: Event, now: datetime, *, schedule_changed: bool) -> None
 
 
 class EventService:
-    def __init__(self, events: EventStore, inventory: Inventory, capacity: Capacity) -> None:
+    def __init__(
+        self,
+        events: EventStore,
+        inventory: Inventory,
+        capacity: Capacity,
+        changed: Callable[[str], None] = lambda event_id: None,
+    ) -> None:
         self.events = events
         self.inventory = inventory
         self.capacity = capacity
+        self.changed = changed  # told after an event is saved (caches of this process)
 
     # ---- managers ---------------------------------------------------------------------------
 
@@ -117,6 +124,7 @@ class EventService:
         except VersionMismatch as exc:
             self.capacity.undo(event_id, retired)
             raise VersionConflict(f"current version is {exc.current}") from None
+        self.changed(event_id)
         return EventView(revised, self.inventory.taken(event_id, now))
 
     def _fit_inventory(self, old: int, new: int, event_id: str, now: datetime) -> list[int]:

@@ -17,9 +17,7 @@ class Verifier(Protocol):
 
 
 class UserLookup(Protocol):
-    def user_id_for(self, identity_key: str) -> str | None: ...
-
-    def get(self, user_id: str) -> object | None: ...
+    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None: ...
 
 
 @dataclass(frozen=True)
@@ -64,11 +62,10 @@ class Authenticator:
             cached = self._principals.get(key)
         if cached is not None:
             return cached
-        user_id = self.users.user_id_for(key)
-        user = self.users.get(user_id) if user_id else None
-        if user is None:
+        access = self.users.access_for(key)
+        if access is None:
             raise NotRegistered()
-        principal = Principal(user.id, user.role, user.company_id)  # type: ignore[attr-defined]
+        principal = Principal(*access)
         with self._lock:
             self._principals[key] = principal
             if len(self._principals) > self.CACHE_SIZE:
