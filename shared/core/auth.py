@@ -7,7 +7,11 @@ issuer: only the issuer, audience and JWKS address differ. `alg` is pinned to RS
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+import time
+from collections import OrderedDict
 
 import jwt
 
@@ -16,6 +20,7 @@ from shared.core.identity import Identity, bearer_token
 
 __all__ = ["ALGORITHMS", "Identity", "TokenVerifier", "bearer_token"]
 ALGORITHMS = ["RS256"]
+VERIFIED_CACHE_SIZE = 20_000
 
 
 class TokenVerifier:
@@ -30,8 +35,25 @@ class TokenVerifier:
         self._jwks = jwt.PyJWKClient(
             jwks_url, cache_jwk_set=True, lifespan=300, timeout=5, cooldown_duration=refetch_cooldown
         )
+        # A token is sent with every request of a session: verified once, it is remembered (by its
+        # hash) until it expires, which saves the signature check and the parsing on the hot path.
+        self._verified: OrderedDict[bytes, tuple[float, Identity]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Identity:
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            known = self._verified.get(digest)
+        if known is not None and time.time() < known[0]:
+            return known[1]
+        identity = self._verify(token)
+        with self._lock:
+            self._verified[digest] = (float(identity.claims["exp"]) + self.leeway, identity)
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return identity
+
+    def _verify(self, token: str) -> Identity:
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
         except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, json.JSONDecodeError) as exc:

@@ -358,10 +358,10 @@ def test_a_retry_with_the_same_key_racing_the_original_gets_the_same_booking(
     principal = Principal(user_id=rid("u"), role="user", company_id=None)
     request = HoldRequest(event.id, 2, "checkout-1")
     original: list[Booking] = []
-    store.meanwhile = lambda: original.append(service.hold(principal, "sub", request)[0])
+    store.meanwhile = lambda: original.append(service.hold(lambda: principal, "sub", request)[0])
 
     try:
-        retried, _created = service.hold(principal, "sub", request)
+        retried, _created = service.hold(lambda: principal, "sub", request)
     except (BookingLimitReached, SoldOut) as exc:
         pytest.fail(f"the retry of a request with the same Idempotency-Key got {refusal}: {exc}")
     assert retried.id == original[0].id

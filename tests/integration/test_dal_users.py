@@ -149,12 +149,14 @@ def test_taken_username_is_username_taken_and_nothing_is_written(
     assert username_owner(firestore_client, first.username) == first.id
 
 
-def test_identity_claim_document_holds_the_user_id(users: UserDAL, firestore_client: Any) -> None:
+def test_identity_claim_document_holds_the_user_id_and_access(users: UserDAL, firestore_client: Any) -> None:
     user = make_user()
     users.register(user, None)
 
     snap = firestore_client.collection(IDENTITIES).document(user.identity_key).get()
-    assert snap.to_dict() == {"user_id": user.id}
+    assert snap.to_dict() == {"user_id": user.id, "role": user.role, "company_id": user.company_id}
+    assert users.access_for(user.identity_key) == (user.id, user.role, user.company_id)
+    assert users.access_for(f"missing-{tag()}") is None
 
 
 # ---- update ---------------------------------------------------------------------------------

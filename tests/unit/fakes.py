@@ -30,6 +30,10 @@ class FakeUserStore:
     def user_id_for(self, identity_key: str) -> str | None:
         return self.identities.get(identity_key)
 
+    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
+        user = self.users.get(self.identities.get(identity_key, ""))
+        return (user.id, user.role, user.company_id) if user else None
+
     def register(self, user: User, company: Company | None) -> None:
         if user.identity_key in self.identities:
             raise IdentityTaken

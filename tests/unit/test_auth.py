@@ -268,3 +268,13 @@ def test_jwks_without_usable_keys_is_refused_cleanly(
     jwks.body = body
     with pytest.raises((Unauthenticated, Unavailable)):
         verifier.verify(key.sign())
+
+
+def test_a_verified_token_is_remembered_but_not_past_its_expiry(jwks: JwksServer, key: Key) -> None:
+    verifier = TokenVerifier(ISSUER, AUDIENCE, jwks.url, leeway_seconds=0)
+    token = key.sign(exp=int(time.time()) + 2)
+    assert verifier.verify(token).subject == verifier.verify(token).subject == "alice"
+    assert jwks.fetches == 1
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 1.1)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token)
