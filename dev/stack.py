@@ -28,7 +28,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-DEFAULT_PORTS = {"gateway": 8080, "firestore": 8681, "pubsub": 8682, "tasks": 8683, "stripe": 8684, "smtp": 8625}
+DEFAULT_PORTS = {
+    "gateway": 8080,
+    "firestore": 8681,
+    "pubsub": 8682,
+    "tasks": 8683,
+    "stripe": 8684,
+    "idp": 8685,
+    "smtp": 8625,
+}
 LOCATION = "europe-west1"
 EXPIRY_QUEUE = "booking-expiry"
 
@@ -131,7 +139,7 @@ class Stack:
             "AUTH_PROVIDER": "local",
             "AUTH_ISSUER": f"{self.url}/dev",
             "AUTH_AUDIENCE": self.project,
-            "AUTH_JWKS_URL": f"{self.url}/dev/jwks.json",
+            "AUTH_JWKS_URL": f"http://{self.host('idp')}/dev/jwks.json",
             "DEV_ISSUER_KEY_FILE": str(self.key_file),
             "TASKS_TARGET_BASE_URL": self.url,
             "SMTP_HOST": "127.0.0.1",
@@ -224,6 +232,13 @@ class Stack:
                 p["tasks"],
                 lambda: port_in_use(self.ports["tasks"]),
                 env={"PYTHONWARNINGS": "ignore"},
+            ),
+            Child(
+                "idp",
+                [str(VENV_BIN / "python"), "-m", "dev.idp", "--port", str(p["idp"]), "--key-file", str(self.key_file)],
+                p["idp"],
+                lambda: http_ok(f"http://{self.host('idp')}/dev/jwks.json"),
+                env={"PYTHONPATH": str(ROOT)},
             ),
             Child(
                 "smtp",
@@ -390,6 +405,7 @@ def _dev_ports() -> dict[str, int]:
         "pubsub": "PUBSUB_PORT",
         "tasks": "TASKS_PORT",
         "stripe": "STRIPE_PORT",
+        "idp": "IDP_PORT",
         "smtp": "SMTP_PORT",
     }
     return {name: int(os.environ.get(var, DEFAULT_PORTS[name])) for name, var in names.items()}
@@ -400,7 +416,7 @@ def _summary(stack: Stack) -> str:
     rows = [
         ("API (every function)", stack.url),
         ("OpenAPI", f"{stack.url}/v1/openapi.json"),
-        ("local identity provider", f"{stack.url}/dev/token  (JWKS {stack.url}/dev/jwks.json)"),
+        ("local identity provider", f"{stack.url}/dev/token; keys at {env['AUTH_JWKS_URL']} (also /dev/jwks.json)"),
         ("Firestore emulator", env["FIRESTORE_EMULATOR_HOST"]),
         ("Pub/Sub emulator", env["PUBSUB_EMULATOR_HOST"]),
         ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + f"  (queue {EXPIRY_QUEUE})"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,9 +117,7 @@ class BookingService:
                 if replay:
                     return replay, False
             try:
-                booking = self._try_hold(
-                    principal, subject, event, request.quantity, key, request_hash, first_try=attempt == 0
-                )
+                booking = self._try_hold(principal, subject, event, request.quantity, key, request_hash, attempt)
             except (BookingLimitReached, SoldOut):
                 replay = self._replay(key, request_hash) if key else None
                 if replay:
@@ -126,6 +126,7 @@ class BookingService:
             if booking is not None:
                 self.expiry.schedule_expiry(booking.id, booking.expires_at)
                 return booking, True
+            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise Unavailable("too much contention on this event; retry", retry_after=1)
 
     def _try_hold(
@@ -136,7 +137,7 @@ class BookingService:
         quantity: int,
         key: str | None,
         request_hash: str,
-        first_try: bool,
+        attempt: int,
     ) -> Booking | None:
         """One attempt: the booking, or None when a collision says to try again.
 
@@ -147,7 +148,7 @@ class BookingService:
         now = utcnow()
         taken = self._refuse_if_known_sold_out(event, quantity)
         counted = self._pool.submit(self.counter.refresh, event.id, now) if taken is None else None
-        buyer = BuyerHolds() if first_try else self.bookings.buyer_holds(event.id, principal.user_id)
+        buyer = BuyerHolds() if attempt == 0 else self.bookings.buyer_holds(event.id, principal.user_id)
         if counted is not None:
             taken = counted.result()
             if event.capacity - taken < quantity:
@@ -156,7 +157,7 @@ class BookingService:
         if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
             raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
         try:
-            picks = self.picker.pick(event.id, event.capacity, quantity, now)
+            picks = self.picker.pick(event.id, event.capacity, quantity, now, reread=attempt >= 2)
         except NoFreeSlots:
             raise SoldOut("not enough tickets left") from None
         booking = self._new_booking(principal, subject, event, quantity, event.unit_price(taken), now)

@@ -48,10 +48,17 @@ class SlotPicker:
         self._events: dict[str, _EventSlots] = {}
         self._lock = threading.Lock()
 
-    def pick(self, event_id: str, capacity: int, quantity: int, now: datetime) -> list[tuple[int, Claim | None]]:
-        """Reserve `quantity` slots in this process; give them back with `done`."""
+    def pick(
+        self, event_id: str, capacity: int, quantity: int, now: datetime, reread: bool = False
+    ) -> list[tuple[int, Claim | None]]:
+        """Reserve `quantity` slots in this process; give them back with `done`.
+
+        `reread`: the caller keeps colliding (other processes took what this one thinks is free):
+        reread the claims first, at most every REFRESH_SECONDS."""
         slots = self._slots(event_id)
         with slots.lock:
+            if reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
+                self._refresh(event_id, slots, now)
             picks = self._choose(slots, capacity, quantity, now)
             if picks is None and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
                 self._refresh(event_id, slots, now)

@@ -253,3 +253,11 @@ def test_events_are_independent(picker: SlotPicker) -> None:
     a = picker.pick("ev-a", 2, 2, NOW)
     b = picker.pick("ev-b", 2, 2, NOW)
     assert sorted(numbers(a)) == sorted(numbers(b)) == [0, 1]
+
+
+def test_reread_learns_what_other_processes_took(store: FakeClaims, picker: SlotPicker) -> None:
+    for n in range(9):  # another process took 0-8; this one has never seen them
+        store.put(n)
+    picks = picker.pick(EVENT, 10, 1, NOW, reread=True)
+    assert numbers(picks) == [9]
+    assert store.full_reads == 1
