@@ -147,7 +147,7 @@ class BookingService:
         enforced by the commit's precondition."""
         now = utcnow()
         taken = self._refuse_if_known_sold_out(event, quantity)
-        counted = self._pool.submit(self.counter.refresh, event.id, now) if taken is None else None
+        counted = self._pool.submit(self.counter.taken, event.id, now) if taken is None else None
         buyer = BuyerHolds() if attempt == 0 else self.bookings.buyer_holds(event.id, principal.user_id)
         if counted is not None:
             taken = counted.result()

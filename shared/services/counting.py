@@ -2,10 +2,12 @@
 sold-out answer.
 
 The count query (an aggregation over the claims) runs at most every MAX_AGE seconds per event in a
-process; holds and releases this process makes in between are added to the last count. So in a
-rush the count costs a few queries a second instead of one per attempt, and a sold-out event
-answers without touching Firestore. The claim commit stays the only arbiter of who gets a ticket;
-displays (`available_tickets`) always run the query.
+process, and only one at a time: concurrent holds that find the count stale use the last one while
+a single thread refreshes it (or wait for that thread when there is none yet). Holds and releases
+this process makes in between are added to the last count. So in a rush the count costs a few
+queries a second instead of one per attempt, and a sold-out event answers without touching
+Firestore. The claim commit stays the only arbiter of who gets a ticket; displays
+(`available_tickets`) always run the query.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 MAX_AGE = 0.25
@@ -21,8 +23,10 @@ MAX_AGE = 0.25
 
 @dataclass
 class _Count:
-    value: int
-    at: float
+    value: int | None = None
+    at: float = float("-inf")
+    refreshing: threading.Event | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class TakenCounter:
@@ -33,27 +37,51 @@ class TakenCounter:
         self._lock = threading.Lock()
 
     def fresh(self, event_id: str) -> int | None:
-        """The estimate if it is recent enough, else None (then call `refresh`)."""
-        with self._lock:
-            known = self._counts.get(event_id)
-            if known is not None and time.monotonic() - known.at < self.max_age:
+        """The last count if it is recent enough, else None (then call `taken`)."""
+        known = self._entry(event_id)
+        with known.lock:
+            if known.value is not None and time.monotonic() - known.at < self.max_age:
                 return known.value
         return None
 
-    def refresh(self, event_id: str, now: datetime) -> int:
-        started = time.monotonic()
-        value = self.count(event_id, now)
-        with self._lock:
-            self._counts[event_id] = _Count(value, started)
-        return value
-
     def taken(self, event_id: str, now: datetime) -> int:
-        fresh = self.fresh(event_id)
-        return fresh if fresh is not None else self.refresh(event_id, now)
+        """A count at most MAX_AGE old, or the last one while another thread refreshes it."""
+        known = self._entry(event_id)
+        with known.lock:
+            if known.value is not None and time.monotonic() - known.at < self.max_age:
+                return known.value
+            if known.refreshing is not None:
+                waiting = known.refreshing
+                if known.value is not None:
+                    return known.value  # stale by at most one refresh: good enough while it runs
+            else:
+                waiting = None
+                known.refreshing = threading.Event()
+        if waiting is not None:
+            waiting.wait(timeout=5)
+            return self.taken(event_id, now) if known.value is None else known.value
+        return self._refresh(known, event_id, now)
+
+    def _refresh(self, known: _Count, event_id: str, now: datetime) -> int:
+        started = time.monotonic()
+        try:
+            value = self.count(event_id, now)
+            with known.lock:
+                known.value, known.at = value, started
+            return value
+        finally:
+            with known.lock:
+                done, known.refreshing = known.refreshing, None
+            if done is not None:
+                done.set()
 
     def add(self, event_id: str, quantity: int) -> None:
         """This process took (positive) or gave back (negative) tickets since the last count."""
-        with self._lock:
-            known = self._counts.get(event_id)
-            if known is not None:
+        known = self._entry(event_id)
+        with known.lock:
+            if known.value is not None:
                 known.value = max(known.value + quantity, 0)
+
+    def _entry(self, event_id: str) -> _Count:
+        with self._lock:
+            return self._counts.setdefault(event_id, _Count())
