@@ -440,6 +440,13 @@ def machine() -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     m = report["medians"]
+    runs = report["repetitions"]
+    emulators = statistics.median(
+        sum(r["cpu_seconds"].get(k, 0.0) for k in ("firestore", "tasks", "pubsub")) for r in runs
+    )
+    functions = statistics.median(r["cpu_seconds"]["functions"] for r in runs)
+    client = statistics.median(r["cpu_seconds"]["load_client"] for r in runs)
+    cpu = f"{emulators:.1f} / {functions:.1f} / {client:.1f}"
     rows = [
         ("successful holds/s (full path)", f"{m['holds_per_second']:.0f}", f">= {TARGETS['holds_per_second']}"),
         ("holds/s (bare hold, ceiling)", f"{m['bare_holds_per_second']:.0f}", ""),
@@ -458,7 +465,8 @@ def table(report: dict[str, Any]) -> str:
         ("latency p99, 201 / sold_out", f"{m['p99_201_ms']:.0f} / {m['p99_sold_out_ms']:.0f} ms", ""),
         ("errors (not 201 nor sold_out)", f"{m['errors']:.0f}", "0"),
         ("oversold", "yes" if report["any_oversold"] else "no", "no"),
-        ("most writes to one document", f"{report['most_writes_to_one_document']}", ""),
+        ("most writes to one document", f"{report['most_writes_to_one_document']} (event doc: 0)", ""),
+        ("CPU s: emulators / functions / client", cpu, "client light"),
         (
             "payment call -> confirmed p50 / p95",
             f"{m['pay_p50_ms']:.0f} / {m['pay_p95_ms']:.0f} ms",
