@@ -156,7 +156,7 @@ class Stack:
         if taken:
             raise StackError(
                 f"already in use: {', '.join(taken)}. Stop the other stack (or process) or choose other "
-                "ports (PORT, FIRESTORE_PORT, PUBSUB_PORT, TASKS_PORT, STRIPE_PORT)."
+                "ports (PORT, FIRESTORE_PORT, PUBSUB_PORT, TASKS_PORT, STRIPE_PORT, IDP_PORT, SMTP_PORT)."
             )
         from shared.core.devissuer import generate_private_key_pem
 
