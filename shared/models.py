@@ -157,8 +157,7 @@ class Booking:
         return replace(self, status=status, updated_at=now, history=(*self.history, entry))
 
 
-PaymentStatus = Literal[
-    "creating",  # recorded before the provider is called; never left there (the reconciler repairs)
+PublicPaymentStatus = Literal[
     "requires_payment_method",
     "requires_confirmation",
     "requires_action",
@@ -168,6 +167,8 @@ PaymentStatus = Literal[
     "canceled",
     "refunded",
 ]
+# "creating": recorded before the provider is called; never left there (the reconciler repairs).
+PaymentStatus = Literal["creating"] | PublicPaymentStatus
 PROVIDER_STATUSES = {
     "requires_payment_method",
     "requires_confirmation",

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from shared.models import Booking, Company, Event, Payment, User
+from shared.models import Booking, Company, Event, Payment, PublicPaymentStatus, User
 
 T = TypeVar("T")
 
@@ -332,16 +332,7 @@ class PaymentOut(BaseModel):
     booking_id: str
     amount: int
     currency: str
-    status: Literal[
-        "requires_payment_method",
-        "requires_confirmation",
-        "requires_action",
-        "processing",
-        "succeeded",
-        "failed",
-        "canceled",
-        "refunded",
-    ]
+    status: PublicPaymentStatus
     provider: str
     transaction_id: str | None
     client_secret: str | None = Field(description="for client-side confirmation; only shown to the buyer")
