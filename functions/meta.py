@@ -6,7 +6,6 @@ import functions_framework
 
 from functions._common import start
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
-from shared.openapi import document
 
 settings = start()
 router = Router()
@@ -19,6 +18,8 @@ def healthz(req: ApiRequest) -> ApiResponse:
 
 @router.route("GET", "/v1/openapi.json")
 def openapi(req: ApiRequest) -> ApiResponse:
+    from shared.openapi import document  # built on first request: keeps the cold start short
+
     return json_response(200, document(include_dev=settings.is_local))
 
 
