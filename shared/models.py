@@ -168,7 +168,7 @@ PublicPaymentStatus = Literal[
     "refunded",
 ]
 # "creating": recorded before the provider is called; never left there (the reconciler repairs).
-PaymentStatus = Literal["creating"] | PublicPaymentStatus
+PaymentStatus = Literal["creating", PublicPaymentStatus]
 PROVIDER_STATUSES = {
     "requires_payment_method",
     "requires_confirmation",
