@@ -81,6 +81,7 @@ class EventService:
         self.inventory = inventory
         self.capacity = capacity
         self.changed = changed  # told after an event is saved (caches of this process)
+        self._counts = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-counts")  # a page's counts at once
 
     # ---- managers ---------------------------------------------------------------------------
 
@@ -163,8 +164,7 @@ class EventService:
     ) -> list[EventView]:
         if not events:
             return []
-        with ThreadPoolExecutor(max_workers=min(8, len(events))) as pool:
-            taken = list(pool.map(lambda e: self.inventory.taken(e.id, now), events))
+        taken = list(self._counts.map(lambda e: self.inventory.taken(e.id, now), events))
         return [EventView(e, t, distance(e)) for e, t in zip(events, taken, strict=True)]
 
 
