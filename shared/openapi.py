@@ -195,6 +195,8 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         content = {"application/json": {"schema": _ref(model, refs) if model else {"type": "object"}}}
         responses[str(status)] = {"description": "OK", "content": content}
     error_statuses = set(op.errors) | {413, 422}
+    if op.query is not None:
+        error_statuses |= {414}  # the server refuses request lines over its limit before the app
     if op.auth == "required":
         error_statuses |= {401, 403}
     elif op.auth == "optional":
@@ -202,6 +204,11 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     problem = {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}}
     for status in sorted(error_statuses):
         responses[str(status)] = {"description": "Problem", "content": problem}
+    if 414 in error_statuses:  # answered by the HTTP server itself, in its own format
+        responses["414"] = {
+            "description": "Request line too long",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
     result["responses"] = responses
     return result
 
