@@ -129,7 +129,8 @@ def test_problem_schema_is_present_and_used_for_errors(doc: dict[str, Any]) -> N
     assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            errors = {status: r for status, r in op["responses"].items() if int(status) >= 400}
+            # 414 is answered by the HTTP server before the application, in its own format
+            errors = {status: r for status, r in op["responses"].items() if int(status) >= 400 and status != "414"}
             assert "422" in errors, (method, path)
             for response in errors.values():
                 assert response["content"]["application/problem+json"]["schema"] == {
