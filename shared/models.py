@@ -149,9 +149,6 @@ class Booking:
             return "expired"
         return self.status
 
-    def is_holding(self, now: datetime) -> bool:
-        return self.status_at(now) == "pending_payment"
-
     def moved_to(self, status: BookingStatus, now: datetime, reason: str) -> Booking:
         entry: dict[str, object] = {"status": status, "at": now.isoformat(), "reason": reason}
         return replace(self, status=status, updated_at=now, history=(*self.history, entry))

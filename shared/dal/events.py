@@ -26,10 +26,6 @@ class EventDAL(Dal):
         snap = self.ref(event_id).get()
         return _from_doc(snap.to_dict() or {}) if snap.exists else None
 
-    def get_many(self, event_ids: list[str]) -> dict[str, Event]:
-        snaps = self.client.get_all([self.ref(i) for i in event_ids])
-        return {s.id: _from_doc(s.to_dict() or {}) for s in snaps if s.exists}
-
     def save(self, event: Event, expected_version: int) -> None:
         """Write `event` only if the stored version is still `expected_version`."""
         ref = self.ref(event.id)

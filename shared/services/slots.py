@@ -103,10 +103,6 @@ class SlotPicker:
         with slots.lock:
             slots.taken.difference_update(numbers)
 
-    def forget(self, event_id: str) -> None:
-        with self._lock:
-            self._events.pop(event_id, None)
-
     # ---- internals ------------------------------------------------------------------------------
 
     def _slots(self, event_id: str) -> _EventSlots:

@@ -99,7 +99,7 @@ def scan_all(dal: EventDAL, query: EventQuery, matches: Any, limit: int) -> list
     raise AssertionError("the scan never ended")
 
 
-# ---- create / get / get_many ----------------------------------------------------------------
+# ---- create / get ----------------------------------------------------------------------
 
 
 def test_create_then_get_returns_the_same_event(events: EventDAL) -> None:
@@ -136,18 +136,6 @@ def test_create_with_an_existing_id_is_refused_and_keeps_the_original(events: Ev
 
 def test_get_unknown_is_none(events: EventDAL) -> None:
     assert events.get(f"missing-{secrets.token_hex(6)}") is None
-
-
-def test_get_many_returns_the_existing_ones_by_id(events: EventDAL) -> None:
-    first, second = make_event(), make_event(name="Second")
-    events.create(first)
-    events.create(second)
-    missing = f"missing-{secrets.token_hex(6)}"
-
-    found = events.get_many([first.id, missing, second.id])
-
-    assert found == {first.id: first, second.id: second}
-    assert events.get_many([]) == {}
 
 
 # ---- save -----------------------------------------------------------------------------------
