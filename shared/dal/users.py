@@ -30,10 +30,6 @@ class UserDAL(Dal):
         snap = self.ref(user_id).get()
         return _user(snap.to_dict() or {}) if snap.exists else None
 
-    def user_id_for(self, identity_key: str) -> str | None:
-        snap = self.client.collection(IDENTITIES).document(identity_key).get()
-        return snap.get("user_id") if snap.exists else None
-
     def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
         """(user id, role, company id) of an identity: one read, as every authenticated request
         needs it. Role and company never change after registration, so the identity holds them."""
@@ -57,7 +53,7 @@ class UserDAL(Dal):
         try:
             commit(batch)
         except DocumentExists:
-            if self.user_id_for(user.identity_key) is not None:
+            if self.access_for(user.identity_key) is not None:
                 raise IdentityTaken from None
             raise UsernameTaken from None
 

@@ -15,7 +15,7 @@ from shared.services.identity import Principal, identity_key
 
 class UserStore(Protocol):
     def get(self, user_id: str) -> User | None: ...
-    def user_id_for(self, identity_key: str) -> str | None: ...
+    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None: ...
     def register(self, user: User, company: Company | None) -> None: ...
     def update(self, user: User, previous_username: str) -> None: ...
 
@@ -35,7 +35,7 @@ class UserService:
 
     def register(self, identity: Identity, data: UserIn) -> User:
         key = identity_key(identity)
-        if self.users.user_id_for(key) is not None:
+        if self.users.access_for(key) is not None:
             raise AlreadyRegistered()
         now = utcnow()
         company = None

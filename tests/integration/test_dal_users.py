@@ -70,7 +70,7 @@ def username_owner(client: Any, username: str) -> str | None:
     return snap.get("user_id") if snap.exists else None
 
 
-# ---- register / get / user_id_for -----------------------------------------------------------
+# ---- register / get / access_for ------------------------------------------------------------
 
 
 def test_register_buyer_then_get_returns_the_same_user(users: UserDAL, firestore_client: Any) -> None:
@@ -78,7 +78,7 @@ def test_register_buyer_then_get_returns_the_same_user(users: UserDAL, firestore
     users.register(user, None)
 
     assert users.get(user.id) == user
-    assert users.user_id_for(user.identity_key) == user.id
+    assert users.access_for(user.identity_key) == (user.id, user.role, user.company_id)
     assert username_owner(firestore_client, user.username) == user.id
 
 
@@ -104,7 +104,7 @@ def test_timestamps_come_back_as_utc_datetimes(users: UserDAL) -> None:
 
 def test_get_and_lookup_of_unknown_ids_are_none(users: UserDAL, companies: CompanyDAL) -> None:
     assert users.get(f"missing-{tag()}") is None
-    assert users.user_id_for(f"missing-{tag()}") is None
+    assert users.access_for(f"missing-{tag()}") is None
     assert companies.get(f"missing-{tag()}") is None
 
 
@@ -127,7 +127,7 @@ def test_second_registration_of_an_identity_is_identity_taken(users: UserDAL, fi
         users.register(second, None)
 
     assert users.get(second.id) is None
-    assert users.user_id_for(first.identity_key) == first.id
+    assert (users.access_for(first.identity_key) or ("",))[0] == first.id
     assert username_owner(firestore_client, second.username) is None
 
 
@@ -144,7 +144,7 @@ def test_taken_username_is_username_taken_and_nothing_is_written(
 
     # all or nothing: no user, no identity claim, no company
     assert users.get(second.id) is None
-    assert users.user_id_for(second.identity_key) is None
+    assert users.access_for(second.identity_key) is None
     assert companies.get(company.id) is None
     assert username_owner(firestore_client, first.username) == first.id
 

@@ -27,9 +27,6 @@ class FakeUserStore:
     def get(self, user_id: str) -> User | None:
         return self.users.get(user_id)
 
-    def user_id_for(self, identity_key: str) -> str | None:
-        return self.identities.get(identity_key)
-
     def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
         user = self.users.get(self.identities.get(identity_key, ""))
         return (user.id, user.role, user.company_id) if user else None

@@ -83,8 +83,8 @@ def test_admin_registers_with_a_new_company(service: UserService, store: FakeUse
 
 def test_registration_is_keyed_by_issuer_and_subject(service: UserService, store: FakeUserStore) -> None:
     user = service.register(identity("sub-1"), user_in())
-    assert store.user_id_for(identity_key(identity("sub-1"))) == user.id
-    assert store.user_id_for(identity_key(identity("sub-1", issuer="https://other.example"))) is None
+    assert store.access_for(identity_key(identity("sub-1"))) == (user.id, user.role, user.company_id)
+    assert store.access_for(identity_key(identity("sub-1", issuer="https://other.example"))) is None
 
 
 def test_second_registration_of_a_subject_is_already_registered(service: UserService) -> None:
@@ -97,12 +97,12 @@ def test_registration_racing_another_for_the_same_subject_is_already_registered(
     service: UserService, store: FakeUserStore
 ) -> None:
     other = UserService(store, FakeCompanyStore(store))
-    lookups = store.user_id_for
-    store.user_id_for = lambda key: None  # type: ignore[method-assign]  # both checked before either wrote
+    lookups = store.access_for
+    store.access_for = lambda key: None  # type: ignore[method-assign]  # both checked before either wrote
     other.register(identity("sub-1"), user_in(username="first"))
     with pytest.raises(AlreadyRegistered):
         service.register(identity("sub-1"), user_in(username="second"))
-    store.user_id_for = lookups  # type: ignore[method-assign]
+    store.access_for = lookups  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("taken", ["ada", "ADA"])
@@ -251,7 +251,7 @@ def test_principal_is_cached_but_the_token_is_verified_every_time(
     token = verifier.issue("buyer-1")
     service.register(Identity(FakeVerifier.ISSUER, "buyer-1"), user_in())
     authenticator.principal(f"Bearer {token}")
-    store.user_id_for = lambda key: pytest.fail("looked up again")  # type: ignore[method-assign]
+    store.access_for = lambda key: pytest.fail("looked up again")  # type: ignore[method-assign]
     authenticator.principal(f"Bearer {token}")
     assert verifier.calls == 2
 
