@@ -16,6 +16,7 @@ from shared.bootstrap import container
 from shared.core.errors import NotFound, SoldOut, Unavailable
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.dal.records import BuyerHolds, DocumentExists, HoldPlan
+from shared.domain_events import Actor
 from shared.models import Booking, new_id, utcnow
 from shared.services.slots import NoFreeSlots
 
@@ -55,7 +56,7 @@ def bare_hold(req: ApiRequest) -> ApiResponse:
             updated_at=now,
         )
         try:
-            bookings.bookings.commit_hold(HoldPlan(booking, picks, BuyerHolds()))  # type: ignore[attr-defined]
+            bookings.commit_hold(HoldPlan(booking, picks, BuyerHolds()), Actor.user(user))
         except DocumentExists:
             c.slot_picker.done(event.id, picks, claimed=False)
             c.slot_picker.collided(event.id, picks, now)

@@ -7,7 +7,7 @@ import functions_framework
 from functions._common import start
 from shared.bootstrap import container
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
-from shared.schemas import EventIn, EventPatch, EventSearch
+from shared.schemas import EventIn, EventPatch, EventSearch, ListQuery
 from shared.services.events import EventView
 
 start()
@@ -45,6 +45,14 @@ def update(req: ApiRequest) -> ApiResponse:
     patch = req.json_body(EventPatch)
     view = c.events.update(principal, req.params["event_id"], patch, req.header("If-Match"))
     return _event(200, view)
+
+
+@router.route("GET", "/v1/events/{event_id}/audit")
+def audit(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    query = req.query(ListQuery)
+    return json_response(200, c.audit.of_event(principal, req.params["event_id"], query.limit, query.page_token))
 
 
 @functions_framework.http

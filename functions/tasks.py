@@ -31,18 +31,18 @@ def expire_booking(req: ApiRequest) -> ApiResponse:
 
 @router.route("POST", "/tasks/sweep")
 def sweep(req: ApiRequest) -> ApiResponse:
-    """Every minute: expire what the tasks missed, publish what the outbox still holds."""
+    """Every minute: expire what the tasks missed, relay what the domain-event stream still holds."""
     c = container()
     expired = c.bookings.sweep(settings.sweep_batch_size)
     stale = utcnow() - timedelta(seconds=settings.outbox_grace_seconds)
-    published = c.relay.deliver_pending(c.outbox.unpublished(stale, settings.sweep_batch_size))
+    published = c.relay.deliver_pending(c.stream.unpublished(stale, settings.sweep_batch_size))
     return json_response(200, {"expired": expired, "published": published})
 
 
 @router.route("POST", "/tasks/reconcile")
 def reconcile(req: ApiRequest) -> ApiResponse:
     """Compare recent provider payments with our records and repair the differences."""
-    return json_response(200, container().payments.reconcile())
+    return json_response(200, container().reconciling.reconcile())
 
 
 @functions_framework.http

@@ -14,16 +14,28 @@ from shared.core.settings import Settings, get_settings
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.dal.bookings import BookingDAL
+    from shared.dal.events import EventDAL
+    from shared.dal.idempotency import IdempotencyDAL
     from shared.dal.inventory import InventoryDAL
-    from shared.dal.outbox import OutboxDAL
+    from shared.dal.payments import PaymentDAL
+    from shared.dal.records import UnitOfWork
+    from shared.dal.stream import DomainEventDAL
     from shared.messaging import OutboxRelay
     from shared.payments.gateway import PaymentGateway
+    from shared.services.audit import AuditLog
     from shared.services.bookings import BookingService
     from shared.services.cache import CachedEvents
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
-    from shared.services.payments import PaymentService
+    from shared.services.payments.finalising import Finalising
+    from shared.services.payments.intake import ProviderEventIntake
+    from shared.services.payments.ledger import PaymentLedger
+    from shared.services.payments.paying import Paying
+    from shared.services.payments.queries import PaymentQueries
+    from shared.services.payments.reconciling import Reconciling
+    from shared.services.payments.refunding import Refunding
     from shared.services.slots import SlotPicker
     from shared.services.users import UserService
 
@@ -37,6 +49,70 @@ class Container:
         from google.cloud import firestore
 
         return firestore.Client(project=self.settings.gcp_project)
+
+    # ---- stores: one DAL per collection, shared by the services of this process ----------------
+
+    @cached_property
+    def stream(self) -> DomainEventDAL:
+        from shared.dal.stream import DomainEventDAL
+
+        return DomainEventDAL(self.firestore)
+
+    def new_uow(self) -> UnitOfWork:
+        from shared.dal.unit_of_work import FirestoreUnitOfWork
+
+        return FirestoreUnitOfWork(self.firestore, self.stream, self.relay.deliver)
+
+    @cached_property
+    def event_store(self) -> EventDAL:
+        from shared.dal.events import EventDAL
+
+        return EventDAL(self.firestore)
+
+    @cached_property
+    def booking_store(self) -> BookingDAL:
+        from shared.dal.bookings import BookingDAL
+
+        return BookingDAL(self.firestore)
+
+    @cached_property
+    def payment_store(self) -> PaymentDAL:
+        from shared.dal.payments import PaymentDAL
+
+        return PaymentDAL(self.firestore)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyDAL:
+        from shared.dal.idempotency import IdempotencyDAL
+
+        return IdempotencyDAL(self.firestore)
+
+    @cached_property
+    def inventory(self) -> InventoryDAL:
+        from shared.dal.inventory import InventoryDAL
+
+        return InventoryDAL(self.firestore)
+
+    @cached_property
+    def slot_picker(self) -> SlotPicker:
+        from shared.services.slots import SlotPicker
+
+        return SlotPicker(self.inventory)
+
+    @cached_property
+    def relay(self) -> OutboxRelay:
+        from shared.messaging import OutboxRelay, PubSubPublisher
+
+        skip = self.settings.fault_injection == "skip_outbox_publish"
+        return OutboxRelay(self.stream, PubSubPublisher(self.settings), skip_after_commit=skip)
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        from shared.payments.factory import make_gateway
+
+        return make_gateway(self.settings)
+
+    # ---- services ---------------------------------------------------------------------------
 
     @cached_property
     def authenticator(self) -> Authenticator:
@@ -57,41 +133,33 @@ class Container:
 
     @cached_property
     def events(self) -> EventService:
-        from shared.dal.events import EventDAL
         from shared.services.capacity import CapacityChanger
         from shared.services.events import EventService
 
         return EventService(
-            EventDAL(self.firestore),
+            self.event_store,
             self.inventory,
             CapacityChanger(self.inventory, self.slot_picker),
+            self.new_uow,
             changed=self.event_cache.forget,
         )
 
     @cached_property
+    def audit(self) -> AuditLog:
+        from shared.services.audit import AuditLog
+
+        return AuditLog(self.stream, self.event_store)
+
+    @cached_property
     def event_cache(self) -> CachedEvents:
-        from shared.dal.events import EventDAL
         from shared.services.cache import CachedEvents
 
-        return CachedEvents(EventDAL(self.firestore))
-
-    @cached_property
-    def inventory(self) -> InventoryDAL:
-        from shared.dal.inventory import InventoryDAL
-
-        return InventoryDAL(self.firestore)
-
-    @cached_property
-    def slot_picker(self) -> SlotPicker:
-        from shared.services.slots import SlotPicker
-
-        return SlotPicker(self.inventory)
+        return CachedEvents(self.event_store)
 
     @cached_property
     def bookings(self) -> BookingService:
         from datetime import timedelta
 
-        from shared.dal.bookings import BookingDAL
         from shared.services.bookings import BookingRules, BookingService
         from shared.tasks import CloudTasksExpiryScheduler
 
@@ -100,58 +168,102 @@ class Container:
             max_pending_per_buyer=self.settings.max_pending_bookings_per_buyer,
         )
         return BookingService(
-            BookingDAL(self.firestore, self.inventory, self.outbox),
+            self.booking_store,
+            self.idempotency,
             self.event_cache,
             self.inventory,
             self.slot_picker,
             CloudTasksExpiryScheduler(self.settings),
             rules,
+            self.new_uow,
         )
 
     @cached_property
-    def outbox(self) -> OutboxDAL:
-        from shared.dal.outbox import OutboxDAL
-
-        return OutboxDAL(self.firestore)
-
-    @cached_property
-    def relay(self) -> OutboxRelay:
-        from shared.messaging import OutboxRelay, PubSubPublisher
-
-        skip = self.settings.fault_injection == "skip_outbox_publish"
-        return OutboxRelay(self.outbox, PubSubPublisher(self.settings), skip_after_commit=skip)
-
-    @cached_property
-    def gateway(self) -> PaymentGateway:
-        from shared.payments.factory import make_gateway
-
-        return make_gateway(self.settings)
-
-    @cached_property
-    def payments(self) -> PaymentService:
+    def payment_ledger(self) -> PaymentLedger:
         from datetime import timedelta
 
-        from shared.dal.bookings import BookingDAL
-        from shared.dal.events import EventDAL
-        from shared.dal.payments import PaymentDAL
-        from shared.services.payments import PaymentRules, PaymentService
+        from shared.services.payments.ledger import PaymentLedger
+        from shared.services.payments.ports import PaymentRules
 
-        bookings = BookingDAL(self.firestore, self.inventory, self.outbox)
-        return PaymentService(
-            PaymentDAL(self.firestore, bookings, self.outbox),
-            bookings,
-            EventDAL(self.firestore),
+        rules = PaymentRules(processing_grace=timedelta(seconds=self.settings.processing_grace_seconds))
+        return PaymentLedger(self.payment_store, self.booking_store, self.inventory, self.new_uow, rules)
+
+    @cached_property
+    def paying(self) -> Paying:
+        from shared.services.payments.paying import Paying
+
+        return Paying(
+            self.payment_store,
+            self.booking_store,
+            self.idempotency,
+            self.payment_ledger,
+            lambda: self.gateway,
+            self.new_uow,
+        )
+
+    @cached_property
+    def payment_intake(self) -> ProviderEventIntake:
+        from shared.dal.provider_events import ProviderEventDAL
+        from shared.services.payments.intake import ProviderEventIntake
+
+        return ProviderEventIntake(
+            self.payment_store,
+            ProviderEventDAL(self.firestore),
+            self.payment_ledger,
+            lambda: self.gateway,
+            self.new_uow,
+        )
+
+    @cached_property
+    def refunding(self) -> Refunding:
+        from shared.services.payments.refunding import Refunding
+
+        return Refunding(
+            self.payment_store,
+            self.booking_store,
+            self.inventory,
+            self.payment_ledger,
+            lambda: self.gateway,
+            self.new_uow,
+            released=self.slot_picker.released,
+        )
+
+    @cached_property
+    def finalising(self) -> Finalising:
+        from shared.services.payments.finalising import Finalising
+
+        return Finalising(
+            self.payment_store,
+            self.booking_store,
+            self.event_store,
             self.inventory,
             self.slot_picker,
-            lambda: self.gateway,
-            self.relay,
-            PaymentRules(processing_grace=timedelta(seconds=self.settings.processing_grace_seconds)),
+            self.payment_ledger,
+            self.refunding,
+            self.new_uow,
         )
+
+    @cached_property
+    def reconciling(self) -> Reconciling:
+        from shared.services.payments.reconciling import Reconciling
+
+        return Reconciling(
+            self.payment_store,
+            self.booking_store,
+            self.payment_ledger,
+            self.finalising,
+            lambda: self.gateway,
+            self.payment_ledger.rules,
+        )
+
+    @cached_property
+    def payment_queries(self) -> PaymentQueries:
+        from shared.services.payments.queries import PaymentQueries
+
+        return PaymentQueries(self.payment_store)
 
     @cached_property
     def notifier(self) -> ConfirmationNotifier:
-        from shared.dal.bookings import BookingDAL
-        from shared.dal.events import EventDAL
         from shared.dal.notifications import NotificationDAL
         from shared.dal.users import UserDAL
         from shared.notify import SmtpSender
@@ -159,9 +271,8 @@ class Container:
 
         s = self.settings
         sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
-        bookings = BookingDAL(self.firestore, self.inventory, self.outbox)
         return ConfirmationNotifier(
-            bookings, UserDAL(self.firestore), EventDAL(self.firestore), NotificationDAL(self.firestore), sender
+            self.booking_store, UserDAL(self.firestore), self.event_store, NotificationDAL(self.firestore), sender
         )
 
 

@@ -1,4 +1,4 @@
-"""Pub/Sub publishing (client created on first use) and the outbox relay that uses it."""
+"""Pub/Sub publishing (client created on first use) and the relay of the domain-event stream."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import threading
 from typing import Any, Protocol
 
 from shared.core.settings import Settings
-from shared.dal.records import OutboxMessage
+from shared.domain_events import DomainEvent
 from shared.models import utcnow
 
 log = logging.getLogger("messaging")
-PAYMENT_EVENTS = "payment-events"
-BOOKING_CONFIRMED = "booking-confirmed"
-TOPICS = (PAYMENT_EVENTS, BOOKING_CONFIRMED)
 
 
 class Publisher(Protocol):
@@ -41,31 +38,35 @@ class PubSubPublisher:
         future.result(timeout=10)
 
 
-class OutboxStore(Protocol):
-    def mark_published(self, message_id: str, now: Any) -> None: ...
-    def unpublished(self, older_than: Any, limit: int) -> list[OutboxMessage]: ...
+class StreamStore(Protocol):
+    def mark_published(self, event_id: str, now: Any) -> None: ...
+    def unpublished(self, older_than: Any, limit: int) -> list[DomainEvent]: ...
 
 
 class OutboxRelay:
-    def __init__(self, store: OutboxStore, publisher: Publisher, skip_after_commit: bool = False) -> None:
+    """Relays committed domain events that have topics to Pub/Sub: right after their commit, and
+    from the sweep for any whose relay did not happen (the process died in between)."""
+
+    def __init__(self, store: StreamStore, publisher: Publisher, skip_after_commit: bool = False) -> None:
         self.store = store
         self.publisher = publisher
         self.skip_after_commit = skip_after_commit  # fault injection (tests): die before publishing
 
-    def deliver(self, messages: list[OutboxMessage]) -> int:
+    def deliver(self, events: list[DomainEvent]) -> int:
         """Publish right after the commit; a failure is left for the sweep (logged, never raised)."""
         if self.skip_after_commit:
             return 0
-        return self.deliver_pending(messages)
+        return self.deliver_pending(events)
 
-    def deliver_pending(self, messages: list[OutboxMessage]) -> int:
-        """Publish and mark each message (the sweep's path, and the normal one)."""
+    def deliver_pending(self, events: list[DomainEvent]) -> int:
+        """Publish each event to its topics and mark it (the sweep's path, and the normal one)."""
         delivered = 0
-        for msg in messages:
+        for event in events:
             try:
-                self.publisher.publish(msg.topic, {**msg.data, "message_id": msg.id})
-                self.store.mark_published(msg.id, utcnow())
+                for topic in event.topics:
+                    self.publisher.publish(topic, event.message())
+                self.store.mark_published(event.id, utcnow())
                 delivered += 1
             except Exception:
-                log.warning("outbox message %s to %s not published yet; the sweep will retry", msg.id, msg.topic)
+                log.warning("domain event %s (%s) not published yet; the sweep will retry", event.id, event.action)
         return delivered

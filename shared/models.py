@@ -143,15 +143,19 @@ class Booking:
     payment_attempts: int = 0
     latest_payment_id: str | None = None
     paid_by: str | None = None  # the payment that confirmed it
+    seq: int = 1  # counts the booking's changes: the sequence of its domain events
 
     def status_at(self, now: datetime) -> BookingStatus:
         if self.status == "pending_payment" and self.expires_at <= now:
             return "expired"
         return self.status
 
-    def moved_to(self, status: BookingStatus, now: datetime, reason: str) -> Booking:
+    def moved_to(self, status: BookingStatus, now: datetime, reason: str, **changes: object) -> Booking:
         entry: dict[str, object] = {"status": status, "at": now.isoformat(), "reason": reason}
-        return replace(self, status=status, updated_at=now, history=(*self.history, entry))
+        return self.changed(now, status=status, history=(*self.history, entry), **changes)
+
+    def changed(self, now: datetime, **changes: object) -> Booking:
+        return replace(self, **changes, updated_at=now, seq=self.seq + 1)  # type: ignore[arg-type]
 
 
 PublicPaymentStatus = Literal[
@@ -197,6 +201,9 @@ class Payment:
     client_secret: str | None = None
     failure_code: str | None = None
     attention: str | None = None  # why a person should look at it, or None
+    payment_method: str | None = None  # what the buyer asked to pay with (None: client-side confirmation)
+    refund_started_at: datetime | None = None  # a refund was asked of the provider (one at a time)
+    seq: int = 1  # counts the payment's changes: the sequence of its domain events
 
     def can_become(self, status: PaymentStatus) -> bool:
         """Never backwards: succeeded only becomes refunded, refunded is final, and a failed attempt
@@ -211,8 +218,21 @@ class Payment:
             return status == "succeeded"
         return True
 
+    @property
+    def in_flight(self) -> bool:
+        """Money may be moving: a second attempt now could charge the buyer twice."""
+        return self.status in ("creating", "processing", "succeeded")
+
+    @property
+    def open(self) -> bool:
+        """Waiting for the buyer (client-side confirmation, 3-D Secure): it can still be charged."""
+        return self.status in ("requires_payment_method", "requires_confirmation", "requires_action")
+
     def moved_to(self, status: PaymentStatus, now: datetime, **changes: object) -> Payment:
-        return replace(self, status=status, updated_at=now, **changes)  # type: ignore[arg-type]
+        return self.changed(now, status=status, **changes)
 
     def flagged(self, reason: str, now: datetime) -> Payment:
-        return replace(self, attention=reason, updated_at=now)
+        return self.changed(now, attention=reason)
+
+    def changed(self, now: datetime, **changes: object) -> Payment:
+        return replace(self, **changes, updated_at=now, seq=self.seq + 1)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from shared import schemas as s
+from shared.core import errors
 
 PROBLEM = "application/problem+json"
 REF = "#/components/schemas/{model}"
@@ -41,6 +42,14 @@ OPERATIONS: list[Operation] = [
         "GET", "/v1/events", "Search published events", {200: s.Page[s.EventOut]}, auth="none", query=s.EventSearch
     ),
     Operation("GET", "/v1/events/{event_id}", "An event", {200: s.EventOut}, auth="optional", errors=(404,)),
+    Operation(
+        "GET",
+        "/v1/events/{event_id}/audit",
+        "An event's audit log, newest first (admin of its company)",
+        {200: s.Page[s.AuditEntryOut]},
+        query=s.ListQuery,
+        errors=(404,),
+    ),
     Operation(
         "PATCH",
         "/v1/events/{event_id}",
@@ -80,8 +89,11 @@ OPERATIONS: list[Operation] = [
     Operation(
         "POST",
         "/v1/bookings/{booking_id}/payments",
-        "Pay a booking (its buyer): client-side, or server-side with payment_method",
-        {201: s.PaymentOut},
+        "Pay a booking (its buyer): client-side, or server-side with payment_method. 201: this request"
+        " started the attempt (or repeats, with its Idempotency-Key, the one that did); 200: an attempt of the"
+        " same request was already under way and is returned as it is. 409 payment_in_progress (Retry-After):"
+        " another attempt's provider call has not answered yet, or money is moving for another request",
+        {201: s.PaymentOut, 200: s.PaymentOut},
         body=s.PaymentIn,
         body_required=False,
         headers=("Idempotency-Key",),
@@ -97,7 +109,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "POST",
         "/v1/bookings/{booking_id}/refund",
-        "Refund a confirmed booking (admin of the event's company)",
+        "Refund a confirmed booking (admin of the event's company). 409 payment_in_progress: another"
+        " refund of it is still waiting for the provider",
         {200: s.BookingOut},
         errors=(404, 409, 503),
     ),
@@ -143,6 +156,8 @@ def document(include_dev: bool = False) -> dict[str, Any]:
         [(m, "validation" if m in _request_models() else "serialization") for m in _models()],
         ref_template=REF,
     )
+    schemas = defs.get("$defs", {})
+    schemas["Problem"]["properties"]["code"]["enum"] = problem_codes()
     paths: dict[str, Any] = {}
     for op in OPERATIONS + (DEV_OPERATIONS if include_dev else []):
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
@@ -151,10 +166,21 @@ def document(include_dev: bool = False) -> dict[str, Any]:
         "info": {"title": "Event ticketing API", "version": "1.0.0"},
         "paths": paths,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def problem_codes() -> list[str]:
+    """Every stable problem code the API answers with (one exception class each)."""
+    found: set[str] = set()
+    pending: list[type[errors.AppError]] = [errors.AppError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return sorted(found)
 
 
 def _request_models() -> set[type[BaseModel]]:

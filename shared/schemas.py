@@ -9,6 +9,7 @@ from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from shared.domain_events import DomainEvent
 from shared.models import Booking, Company, Event, Payment, PublicPaymentStatus, User
 
 T = TypeVar("T")
@@ -356,6 +357,36 @@ class PaymentOut(BaseModel):
             failure_code=payment.failure_code,
             attention=None if for_buyer else payment.attention,
             created_at=payment.created_at,
+        )
+
+
+class ActorOut(BaseModel):
+    type: Literal["user", "device", "system", "stripe"]
+    id: str
+
+
+class ObjectRef(BaseModel):
+    type: str
+    id: str
+
+
+class AuditEntryOut(BaseModel):
+    at: dt.datetime
+    actor: ActorOut
+    action: str = Field(description='"<object type>.<what happened>", e.g. "booking.confirmed"')
+    object: ObjectRef
+    sequence: int = Field(description="increases with every change of the same object")
+    changes: dict[str, list[Any]] | None = Field(default=None, description="field -> [before, after]")
+
+    @classmethod
+    def of(cls, event: DomainEvent) -> AuditEntryOut:
+        return cls(
+            at=event.at,
+            actor=ActorOut(type=event.actor.type, id=event.actor.id),
+            action=event.action,
+            object=ObjectRef(type=event.object_type, id=event.object_id),
+            sequence=event.sequence,
+            changes=event.changes or None,
         )
 
 

@@ -76,6 +76,14 @@ class InvalidState(AppError):
     code, status, title = "invalid_state", 409, "Not allowed in the booking's current state"
 
 
+class PaymentInProgress(AppError):
+    code, status, title = "payment_in_progress", 409, "A payment or refund of this booking is under way"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.headers["Retry-After"] = str(retry_after)
+
+
 class CapacityBelowSold(AppError):
     code, status, title = "capacity_below_sold", 409, "Capacity below tickets sold plus held"
 

@@ -8,7 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared.dal.records import ConcurrentUpdate, DocumentExists
+from shared.dal.records import ConcurrentUpdate, DocumentExists, Revision
 
 
 class Dal:
@@ -20,8 +20,16 @@ class Dal:
     def ref(self, doc_id: str) -> firestore.DocumentReference:
         return self.client.collection(self.collection).document(doc_id)
 
+    def path(self, doc_id: str) -> str:
+        return f"{self.collection}/{doc_id}"
 
-def commit(batch: firestore.WriteBatch) -> None:
+
+def revision(snap: Any) -> Revision:
+    """The precondition for changing the document `snap` was read from."""
+    return Revision(snap.update_time)
+
+
+def commit(batch: firestore.WriteBatch | Any) -> None:
     """Commit a batch; map precondition failures to domain exceptions."""
     try:
         batch.commit()

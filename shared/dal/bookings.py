@@ -1,13 +1,13 @@
-"""BookingDAL: bookings, the per-buyer pending holds of an event, and idempotency records.
+"""BookingDAL: bookings, and the per-buyer pending holds of an event (`events/<id>/buyers/<user>`).
 
-A hold is one batch: the slot claims, the booking, the buyer's pending-holds document (guarded by
-its update time, which enforces the per-buyer cap) and, when the caller sent an Idempotency-Key,
-the key's record (created, so a second request with the key cannot create a second booking).
+The buyer's pending-holds document is guarded by its update time, which enforces the per-buyer
+cap; it is created by the buyer's first hold, so two first holds cannot both pass. Every write is
+staged into a unit of work that commits it together with the claims, the idempotency record and
+the domain event of the same change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,42 +15,27 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from shared.dal.base import Dal, as_utc, commit
-from shared.dal.inventory import InventoryDAL
-from shared.dal.outbox import OutboxDAL
-from shared.dal.records import BuyerHolds, Claim, HoldPlan, IdempotencyRecord, OutboxMessage
-from shared.models import Booking, Payment
-
-IDEMPOTENCY = "idempotency"
+from shared.dal.base import Dal, as_utc, revision
+from shared.dal.records import BuyerHolds, Revision, UnitOfWork
+from shared.models import Booking
 
 
 class BookingDAL(Dal):
     collection = "bookings"
 
-    def __init__(self, client: firestore.Client, inventory: InventoryDAL, outbox: OutboxDAL) -> None:
-        super().__init__(client)
-        self.inventory = inventory
-        self.outbox = outbox
-
     # ---- reads ----------------------------------------------------------------------------------
 
-    def get(self, booking_id: str) -> tuple[Booking, Any] | None:
-        """The booking and its update time (the precondition for changing it)."""
+    def get(self, booking_id: str) -> tuple[Booking, Revision] | None:
+        """The booking and its revision (the precondition for changing it)."""
         snap = self.ref(booking_id).get()
-        return (_from_doc(snap.to_dict() or {}), snap.update_time) if snap.exists else None
+        return (_from_doc(snap.to_dict() or {}), revision(snap)) if snap.exists else None
 
     def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds:
-        snap = self._buyer_ref(event_id, user_id).get()
+        snap = self.client.document(self._buyer_path(event_id, user_id)).get()
         if not snap.exists:
             return BuyerHolds()
         pending = {k: as_utc(v) for k, v in (snap.get("pending") or {}).items()}
-        return BuyerHolds(pending, snap.update_time)
-
-    def idempotency(self, key_id: str) -> IdempotencyRecord | None:
-        snap = self.client.collection(IDEMPOTENCY).document(key_id).get()
-        if not snap.exists:
-            return None
-        return IdempotencyRecord(key_id, snap.get("request_hash"), snap.get("resource_id"))
+        return BuyerHolds(pending, revision(snap))
 
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
@@ -79,106 +64,32 @@ class BookingDAL(Dal):
         )
         return [s.id for s in query.select(["id"]).stream()]
 
-    # ---- atomic writes --------------------------------------------------------------------------
+    # ---- writes staged into a unit of work -----------------------------------------------------
 
-    def commit_hold(self, plan: HoldPlan) -> None:
-        booking = plan.booking
-        batch = self.client.batch()
-        for n, over in plan.claims:
-            self.inventory.stage_claim(batch, booking.event_id, n, booking.id, booking.expires_at, over)
-        batch.create(self.ref(booking.id), _to_doc(booking))
-        pending = {**plan.buyer.active(booking.booking_time), booking.id: booking.expires_at}
-        buyer_ref = self._buyer_ref(booking.event_id, booking.user_id)
-        if plan.buyer.update_time is None:
-            batch.create(buyer_ref, {"pending": pending})
+    def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None:
+        """A new hold: the booking, and the buyer's pending holds if they are still as read."""
+        uow.create(self.path(booking.id), _to_doc(booking))
+        pending = {**buyer.active(booking.booking_time), booking.id: booking.expires_at}
+        buyer_path = self._buyer_path(booking.event_id, booking.user_id)
+        if buyer.update_time is None:
+            uow.create(buyer_path, {"pending": pending})
         else:
-            option = self.client.write_option(last_update_time=plan.buyer.update_time)
-            batch.update(buyer_ref, {"pending": pending}, option=option)
-        if plan.idempotency is not None:
-            record = plan.idempotency
-            batch.create(
-                self.client.collection(IDEMPOTENCY).document(record.key_id),
-                {
-                    "request_hash": record.request_hash,
-                    "resource_id": record.resource_id,
-                    "created_at": booking.booking_time,
-                },
-            )
-        commit(batch)
+            uow.update(buyer_path, {"pending": pending}, since=buyer.update_time)
 
-    def commit_release(self, after: Booking, update_time: Any, claims: list[Claim]) -> None:
-        """Record the booking's new state and give its tickets back, if nobody changed it meanwhile."""
-        batch = self.client.batch()
-        batch.update(
-            self.ref(after.id),
-            _to_doc(after),
-            option=self.client.write_option(last_update_time=update_time),
-        )
-        for claim in claims:
-            self.inventory.stage_release(batch, after.event_id, claim)
-        batch.update(
-            self._buyer_ref(after.event_id, after.user_id),
-            {FieldPath("pending", after.id).to_api_repr(): firestore.DELETE_FIELD},
-        )
-        commit(batch)
+    def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None:
+        """Store the booking's new state if nobody changed it since it was read (`since`), and keep
+        the buyer's pending holds in step: a booking that stops waiting for payment leaves them, an
+        extended hold moves its end there too."""
+        uow.update(self.path(after.id), _to_doc(after), since=since)
+        entry = FieldPath("pending", after.id).to_api_repr()
+        buyer_path = self._buyer_path(after.event_id, after.user_id)
+        if before.status == "pending_payment" and after.status != "pending_payment":
+            uow.update(buyer_path, {entry: firestore.DELETE_FIELD})
+        elif after.status == "pending_payment" and after.expires_at != before.expires_at:
+            uow.update(buyer_path, {entry: after.expires_at})
 
-    def commit_confirm(
-        self,
-        after: Booking,
-        update_time: Any,
-        sell: list[Claim],
-        new_slots: list[tuple[int, Claim | None]],
-        messages: Sequence[OutboxMessage],
-    ) -> None:
-        """Confirm a paid booking: its claims become sold (new ones created for a late payment)."""
-        batch = self.client.batch()
-        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
-        for claim in sell:
-            self.inventory.stage_sell(batch, after.event_id, claim)
-        for n, over in new_slots:
-            self.inventory.stage_sold(batch, after.event_id, n, after.id, over)
-        batch.update(
-            self._buyer_ref(after.event_id, after.user_id),
-            {FieldPath("pending", after.id).to_api_repr(): firestore.DELETE_FIELD},
-        )
-        for msg in messages:
-            self.outbox.stage(batch, msg)
-        commit(batch)
-
-    def commit_refund(
-        self, after: Booking, update_time: Any, claims: list[Claim], payment: Payment, payment_update_time: Any
-    ) -> None:
-        """Record a refund: the booking and payment are refunded and the tickets go back on sale."""
-        batch = self.client.batch()
-        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
-        for claim in claims:
-            self.inventory.stage_release(batch, after.event_id, claim)
-        batch.update(
-            self.client.collection("payments").document(payment.id),
-            {
-                "status": payment.status,
-                "updated_at": payment.updated_at,
-                "attention": payment.attention,
-                "needs_attention": payment.attention is not None,
-            },
-            option=self.client.write_option(last_update_time=payment_update_time),
-        )
-        commit(batch)
-
-    def extend_hold(self, after: Booking, update_time: Any, claims: list[Claim]) -> None:
-        """Move a hold's end (a payment is processing): the booking and its claims together."""
-        batch = self.client.batch()
-        batch.update(self.ref(after.id), _to_doc(after), option=self.client.write_option(last_update_time=update_time))
-        for claim in claims:
-            self.inventory.stage_extend(batch, after.event_id, claim, after.expires_at)
-        batch.update(
-            self._buyer_ref(after.event_id, after.user_id),
-            {FieldPath("pending", after.id).to_api_repr(): after.expires_at},
-        )
-        commit(batch)
-
-    def _buyer_ref(self, event_id: str, user_id: str) -> firestore.DocumentReference:
-        return self.client.collection("events").document(event_id).collection("buyers").document(user_id)
+    def _buyer_path(self, event_id: str, user_id: str) -> str:
+        return f"events/{event_id}/buyers/{user_id}"
 
 
 def _to_doc(booking: Booking) -> dict[str, Any]:
@@ -200,6 +111,7 @@ def _to_doc(booking: Booking) -> dict[str, Any]:
         "payment_attempts": booking.payment_attempts,
         "latest_payment_id": booking.latest_payment_id,
         "paid_by": booking.paid_by,
+        "seq": booking.seq,
     }
 
 
@@ -222,4 +134,5 @@ def _from_doc(doc: dict[str, Any]) -> Booking:
         payment_attempts=doc.get("payment_attempts", 0),
         latest_payment_id=doc.get("latest_payment_id"),
         paid_by=doc.get("paid_by"),
+        seq=doc.get("seq", 1),
     )

@@ -9,8 +9,8 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.dal.base import Dal, as_utc
-from shared.dal.records import EventQuery, VersionMismatch
+from shared.dal.base import Dal, as_utc, revision
+from shared.dal.records import EventQuery, Revision, UnitOfWork
 from shared.models import Event
 
 SCAN_CHUNK = 50
@@ -19,26 +19,20 @@ SCAN_CHUNK = 50
 class EventDAL(Dal):
     collection = "events"
 
-    def create(self, event: Event) -> None:
-        self.ref(event.id).create(_to_doc(event))
-
     def get(self, event_id: str) -> Event | None:
         snap = self.ref(event_id).get()
         return _from_doc(snap.to_dict() or {}) if snap.exists else None
 
-    def save(self, event: Event, expected_version: int) -> None:
-        """Write `event` only if the stored version is still `expected_version`."""
-        ref = self.ref(event.id)
+    def get_for_update(self, event_id: str) -> tuple[Event, Revision] | None:
+        """The event and its revision: an update staged with it fails if anyone saved it since."""
+        snap = self.ref(event_id).get()
+        return (_from_doc(snap.to_dict() or {}), revision(snap)) if snap.exists else None
 
-        @firestore.transactional
-        def write(txn: firestore.Transaction) -> None:
-            snap = ref.get(transaction=txn)
-            current = snap.get("version")
-            if current != expected_version:
-                raise VersionMismatch(current)
-            txn.set(ref, _to_doc(event))
+    def stage_create(self, uow: UnitOfWork, event: Event) -> None:
+        uow.create(self.path(event.id), _to_doc(event))
 
-        write(self.client.transaction())
+    def stage_update(self, uow: UnitOfWork, event: Event, since: Revision) -> None:
+        uow.update(self.path(event.id), _to_doc(event), since=since)
 
     def scan_published(
         self, query: EventQuery, matches: Callable[[Event], bool], limit: int, budget: int

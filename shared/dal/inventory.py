@@ -20,8 +20,8 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.dal.base import as_utc, commit
-from shared.dal.records import SOLD_UNTIL, Claim
+from shared.dal.base import as_utc, commit, revision
+from shared.dal.records import SOLD_UNTIL, Claim, UnitOfWork
 
 
 def slot_id(event_id: str, n: int) -> str:
@@ -61,11 +61,14 @@ class InventoryDAL:
         snaps = self.client.get_all([self.ref(event_id, n) for n in numbers])
         return {c.n: c for c in (_claim(s) for s in snaps if s.exists)}
 
-    # ---- writes staged into a caller's batch ----------------------------------------------------
+    # ---- writes staged into a caller's unit of work ---------------------------------------------
+
+    def path(self, event_id: str, n: int) -> str:
+        return f"events/{event_id}/slots/{slot_id(event_id, n)}"
 
     def stage_claim(
         self,
-        batch: firestore.WriteBatch,
+        uow: UnitOfWork,
         event_id: str,
         n: int,
         booking_id: str,
@@ -75,32 +78,26 @@ class InventoryDAL:
         """Claim slot n: create it, or take over the expired claim `over` if it still is as read."""
         doc = {"n": n, "state": "held", "booking_id": booking_id, "held_until": held_until}
         if over is None:
-            batch.create(self.ref(event_id, n), doc)
+            uow.create(self.path(event_id, n), doc)
         else:
-            batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+            uow.update(self.path(event_id, n), doc, since=over.update_time)
 
-    def stage_release(self, batch: firestore.WriteBatch, event_id: str, claim: Claim) -> None:
-        batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+    def stage_release(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None:
+        uow.delete(self.path(event_id, claim.n), since=claim.update_time)
 
-    def stage_sell(self, batch: firestore.WriteBatch, event_id: str, claim: Claim) -> None:
-        batch.update(
-            self.ref(event_id, claim.n),
-            {"state": "sold", "held_until": SOLD_UNTIL},
-            **_unchanged_since(self.client, claim),
-        )
+    def stage_sell(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None:
+        uow.update(self.path(event_id, claim.n), {"state": "sold", "held_until": SOLD_UNTIL}, since=claim.update_time)
 
-    def stage_sold(
-        self, batch: firestore.WriteBatch, event_id: str, n: int, booking_id: str, over: Claim | None
-    ) -> None:
+    def stage_sold(self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, over: Claim | None) -> None:
         """Claim a slot straight as sold (a late payment re-acquiring tickets)."""
         doc = {"n": n, "state": "sold", "booking_id": booking_id, "held_until": SOLD_UNTIL}
         if over is None:
-            batch.create(self.ref(event_id, n), doc)
+            uow.create(self.path(event_id, n), doc)
         else:
-            batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
+            uow.update(self.path(event_id, n), doc, since=over.update_time)
 
-    def stage_extend(self, batch: firestore.WriteBatch, event_id: str, claim: Claim, held_until: datetime) -> None:
-        batch.update(self.ref(event_id, claim.n), {"held_until": held_until}, **_unchanged_since(self.client, claim))
+    def stage_extend(self, uow: UnitOfWork, event_id: str, claim: Claim, held_until: datetime) -> None:
+        uow.update(self.path(event_id, claim.n), {"held_until": held_until}, since=claim.update_time)
 
     # ---- single-purpose commits (lowering and raising capacity) ----------------------------------
 
@@ -130,7 +127,7 @@ class InventoryDAL:
 
 
 def _unchanged_since(client: firestore.Client, claim: Claim) -> dict[str, Any]:
-    return {"option": client.write_option(last_update_time=claim.update_time)}
+    return {"option": client.write_option(last_update_time=claim.update_time.at)}
 
 
 def _claim(snap: Any) -> Claim:
@@ -141,5 +138,5 @@ def _claim(snap: Any) -> Claim:
         state=str(data.get("state", "held")),
         booking_id=data.get("booking_id"),
         held_until=as_utc(held_until) if held_until is not None else None,
-        update_time=snap.update_time,
+        update_time=revision(snap),
     )

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.models import Booking, new_id
+from shared.models import Booking
+
+if TYPE_CHECKING:
+    from shared.domain_events import DomainEvent
 
 SOLD_UNTIL = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """When a document was last written, as read: the precondition for changing it (compare and set).
+
+    A write staged with it fails with ConcurrentUpdate if anyone wrote the document since."""
+
+    at: datetime
 
 
 class DocumentExists(Exception):
@@ -18,12 +30,6 @@ class DocumentExists(Exception):
 
 class ConcurrentUpdate(Exception):
     """A write's precondition failed: someone else changed the document first."""
-
-
-class VersionMismatch(Exception):
-    def __init__(self, current: int) -> None:
-        super().__init__(f"current version is {current}")
-        self.current = current
 
 
 class UsernameTaken(Exception):
@@ -42,7 +48,7 @@ class Claim:
     state: str  # held | sold | retired
     booking_id: str | None
     held_until: datetime | None
-    update_time: Any  # the precondition for changing it
+    update_time: Revision  # the precondition for changing it
 
     def is_free(self, now: datetime) -> bool:
         """Free to take: a hold that ran out. Retired slots are never taken by a hold."""
@@ -54,7 +60,7 @@ class BuyerHolds:
     """The unpaid bookings one buyer holds for one event: booking id -> expires_at."""
 
     pending: dict[str, datetime] = field(default_factory=dict)
-    update_time: Any = None  # None: the document does not exist yet
+    update_time: Revision | None = None  # None: the document does not exist yet
 
     def active(self, now: datetime) -> dict[str, datetime]:
         return {b: t for b, t in self.pending.items() if t > now}
@@ -87,13 +93,15 @@ class EventQuery:
     after: tuple[datetime, str] | None = None
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
-    id: str
-    topic: str
-    data: dict[str, Any]
-    created_at: datetime
+class UnitOfWork(Protocol):
+    """The writes of one commit, gathered from several DALs, and the domain events they make.
 
+    DALs stage writes (each DAL only into its own collections); services record what happened and
+    commit: everything is written, or nothing (DocumentExists / ConcurrentUpdate). Paths are
+    document paths ("bookings/<id>"); `since` is the precondition of an update or delete."""
 
-def message(topic: str, data: dict[str, Any], now: datetime) -> OutboxMessage:
-    return OutboxMessage(new_id(), topic, data, now)
+    def create(self, path: str, data: dict[str, Any]) -> None: ...
+    def update(self, path: str, data: dict[str, Any], since: Revision | None = None) -> None: ...
+    def delete(self, path: str, since: Revision | None = None) -> None: ...
+    def record(self, event: DomainEvent) -> None: ...
+    def commit(self) -> list[DomainEvent]: ...

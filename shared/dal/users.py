@@ -7,8 +7,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.dal.base import Dal, as_utc, commit
-from shared.dal.records import DocumentExists, IdentityTaken, UsernameTaken
+from shared.dal.base import Dal, as_utc, commit, revision
+from shared.dal.records import DocumentExists, IdentityTaken, Revision, UsernameTaken
 from shared.models import Company, User
 
 IDENTITIES = "identities"
@@ -57,13 +57,18 @@ class UserDAL(Dal):
                 raise IdentityTaken from None
             raise UsernameTaken from None
 
-    def update(self, user: User, previous_username: str) -> None:
-        """Save a changed user; move the username claim when it changed."""
+    def get_for_update(self, user_id: str) -> tuple[User, Revision] | None:
+        snap = self.ref(user_id).get()
+        return (_user(snap.to_dict() or {}), revision(snap)) if snap.exists else None
+
+    def update(self, user: User, previous_username: str, since: Revision) -> None:
+        """Save a changed user if nobody changed it since `since`; move the username claim when it
+        changed (so two concurrent renames cannot both keep a claim)."""
         batch = self.client.batch()
         if user.username.casefold() != previous_username.casefold():
             batch.create(self._username_ref(user.username), {"user_id": user.id})
             batch.delete(self._username_ref(previous_username))
-        batch.set(self.ref(user.id), asdict(user))
+        batch.update(self.ref(user.id), asdict(user), option=self.client.write_option(last_update_time=since.at))
         try:
             commit(batch)
         except DocumentExists:

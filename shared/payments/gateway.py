@@ -22,10 +22,13 @@ class Intent:
 
 @dataclass(frozen=True)
 class ProviderEvent:
-    """A verified webhook event about an intent."""
+    """A verified webhook event: what the provider says became of an intent.
+
+    `status` is the payment status the event reports (succeeded, failed, processing, canceled,
+    requires_action), or None for an event that changes nothing of ours."""
 
     id: str
-    type: str
+    status: str | None
     intent: Intent | None
 
 
@@ -44,8 +47,16 @@ class ProviderUnavailable(Exception):
     """The provider could not be reached or failed; the call may be retried with the same key."""
 
 
+class ProviderBusy(Exception):
+    """The provider is still answering an earlier call with the same idempotency key."""
+
+
 class BadSignature(Exception):
     pass
+
+
+class NotCancellable(Exception):
+    """The intent moved on (it succeeded or is processing) and can no longer be cancelled."""
 
 
 class PaymentGateway(Protocol):
@@ -64,6 +75,8 @@ class PaymentGateway(Protocol):
     def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent: ...
 
     def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent: ...
 
     def recent_intents(self, since: datetime) -> Iterator[Intent]: ...
 

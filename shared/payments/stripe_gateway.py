@@ -13,6 +13,8 @@ from shared.payments.gateway import (
     BadSignature,
     Declined,
     Intent,
+    NotCancellable,
+    ProviderBusy,
     ProviderEvent,
     ProviderUnavailable,
     UnknownPaymentMethod,
@@ -20,6 +22,15 @@ from shared.payments.gateway import (
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 MAX_LISTED = 2000
+TIMEOUT_SECONDS = 15  # per try
+# What each webhook event type says about the intent, as a payment status.
+EVENT_STATUS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.processing": "processing",
+    "payment_intent.canceled": "canceled",
+    "payment_intent.requires_action": "requires_action",
+}
 
 
 class StripeGateway:
@@ -27,7 +38,12 @@ class StripeGateway:
 
     def __init__(self, secret_key: str, webhook_secret: str, api_base: str | None = None) -> None:
         addresses: Any = {"api": api_base} if api_base else None
-        self.client = stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=2)
+        self.client = stripe.StripeClient(
+            secret_key,
+            base_addresses=addresses,
+            max_network_retries=2,
+            http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        )
         self.webhook_secret = webhook_secret
 
     def create_intent(
@@ -61,6 +77,14 @@ class StripeGateway:
             intent = self.client.v1.payment_intents.retrieve(intent_id)
         return _intent(intent)
 
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        try:
+            with _translated(intent_id):
+                intent = self.client.v1.payment_intents.cancel(intent_id, options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError:
+            raise NotCancellable(intent_id) from None
+        return _intent(intent)
+
     def recent_intents(self, since: datetime) -> Iterator[Intent]:
         """Intents created since `since`, newest first, at most MAX_LISTED (filtered here: localstripe
         does not take the `created` filter)."""
@@ -88,7 +112,7 @@ class StripeGateway:
             raise BadSignature(str(exc)) from None
         obj = event.data.object.to_dict() if event.data else {}
         intent = _intent(obj) if obj.get("object") == "payment_intent" else None
-        return ProviderEvent(id=str(event.id), type=str(event.type), intent=intent)
+        return ProviderEvent(id=str(event.id), status=EVENT_STATUS.get(str(event.type)), intent=intent)
 
 
 def _intent(resource: Any) -> Intent:
@@ -114,6 +138,8 @@ def _translated(intent_id: str | None = None, payment_method: str | None = None)
         if payment_method is None:
             raise
         raise UnknownPaymentMethod(payment_method) from None
+    except stripe.IdempotencyError:
+        raise ProviderBusy() from None
     except stripe.CardError as exc:
         intent = exc.error.payment_intent if exc.error else None
         raise Declined(exc.code or "card_declined", intent.id if intent is not None else intent_id) from None

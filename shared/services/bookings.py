@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.core.errors import (
     BookingLimitReached,
@@ -28,38 +26,58 @@ from shared.core.errors import (
     Unavailable,
     ValidationFailed,
 )
-from shared.dal.records import BuyerHolds, Claim, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord
+from shared.dal.records import (
+    BuyerHolds,
+    Claim,
+    ConcurrentUpdate,
+    DocumentExists,
+    HoldPlan,
+    IdempotencyRecord,
+    Revision,
+    UnitOfWork,
+)
+from shared.domain_events import Actor, change
 from shared.models import Booking, BookingStatus, Event, new_id, utcnow
 from shared.schemas import BookingOut, Page
 from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
 from shared.services.paging import decode_token, encode_token, fingerprint
+from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
 from shared.tasks import ExpiryScheduler
 
 log = logging.getLogger("bookings")
 MAX_ATTEMPTS = 12
+EXPIRY, SWEEP = Actor.system("expiry"), Actor.system("sweep")
 
 
 class BookingStore(Protocol):
-    def get(self, booking_id: str) -> tuple[Booking, Any] | None: ...
+    def get(self, booking_id: str) -> tuple[Booking, Revision] | None: ...
     def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds: ...
-    def idempotency(self, key_id: str) -> IdempotencyRecord | None: ...
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
     ) -> tuple[list[Booking], tuple[datetime, str] | None]: ...
     def overdue(self, now: datetime, limit: int) -> list[str]: ...
-    def commit_hold(self, plan: HoldPlan) -> None: ...
-    def commit_release(self, after: Booking, update_time: Any, claims: list[Claim]) -> None: ...
+    def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None: ...
+    def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None: ...
+
+
+class IdempotencyStore(Protocol):
+    def get(self, key_id: str) -> IdempotencyRecord | None: ...
+    def stage_create(self, uow: UnitOfWork, record: IdempotencyRecord, at: datetime) -> None: ...
 
 
 class EventReader(Protocol):
     def get(self, event_id: str) -> Event | None: ...
 
 
-class InventoryReader(Protocol):
+class Inventory(Protocol):
     def taken(self, event_id: str, now: datetime) -> int: ...
     def claims_of(self, event_id: str, booking_id: str) -> list[Claim]: ...
+    def stage_claim(
+        self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, held_until: datetime, over: Claim | None = None
+    ) -> None: ...
+    def stage_release(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -79,13 +97,17 @@ class BookingService:
     def __init__(
         self,
         bookings: BookingStore,
+        keys: IdempotencyStore,
         events: EventReader,
-        inventory: InventoryReader,
+        inventory: Inventory,
         picker: SlotPicker,
         expiry: ExpiryScheduler,
         rules: BookingRules,
+        new_uow: Callable[[], UnitOfWork],
     ) -> None:
         self.bookings = bookings
+        self.keys = keys
+        self.new_uow = new_uow
         self.events = events
         self.inventory = inventory
         self.picker = picker
@@ -126,7 +148,7 @@ class BookingService:
             if booking is not None:
                 self.expiry.schedule_expiry(booking.id, booking.expires_at)
                 return booking, True
-            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+            backoff(attempt)
         raise Unavailable("too much contention on this event; retry", retry_after=1)
 
     def _try_hold(
@@ -163,7 +185,7 @@ class BookingService:
         booking = self._new_booking(principal, subject, event, quantity, event.unit_price(taken), now)
         record = IdempotencyRecord(key, request_hash, booking.id) if key else None
         try:
-            self.bookings.commit_hold(HoldPlan(booking, picks, buyer, record))
+            self.commit_hold(HoldPlan(booking, picks, buyer, record), Actor.user(principal.user_id))
         except DocumentExists:
             self.picker.done(event.id, picks, claimed=False)
             self.picker.collided(event.id, picks, now)
@@ -178,6 +200,18 @@ class BookingService:
         self.picker.done(event.id, picks, claimed=True)
         self.counter.add(event.id, quantity)
         return booking
+
+    def commit_hold(self, plan: HoldPlan, actor: Actor) -> None:
+        """The slot claims, the booking, the buyer's pending holds, the key and the event: at once."""
+        booking = plan.booking
+        uow = self.new_uow()
+        for n, over in plan.claims:
+            self.inventory.stage_claim(uow, booking.event_id, n, booking.id, booking.expires_at, over)
+        self.bookings.stage_create(uow, booking, plan.buyer)
+        if plan.idempotency is not None:
+            self.keys.stage_create(uow, plan.idempotency, booking.booking_time)
+        uow.record(change("held", booking, actor, booking.booking_time))
+        uow.commit()
 
     def _refuse_if_known_sold_out(self, event: Event, quantity: int) -> int | None:
         """SoldOut when a recent count says so; otherwise that count, or None if there is none."""
@@ -220,7 +254,7 @@ class BookingService:
         )
 
     def _replay(self, key_id: str, request_hash: str) -> Booking | None:
-        record = self.bookings.idempotency(key_id)
+        record = self.keys.get(key_id)
         if record is None:
             return None
         if record.request_hash != request_hash:
@@ -276,7 +310,8 @@ class BookingService:
         now = utcnow()
         if booking.status_at(now) != "pending_payment":
             raise InvalidState(f"a {booking.status_at(now)} booking cannot be cancelled")
-        released = self._release(booking_id, "cancelled", "cancelled by the buyer", only_if_overdue=False)
+        actor = Actor.user(principal.user_id)
+        released = self._release(booking_id, "cancelled", "cancelled by the buyer", actor, only_if_overdue=False)
         if released is not None:
             return released
         current = self.bookings.get(booking_id)  # changed meanwhile: cancelled by a concurrent call?
@@ -285,32 +320,40 @@ class BookingService:
         state = current[0].status_at(utcnow()) if current else "gone"
         raise InvalidState(f"a {state} booking cannot be cancelled")
 
-    def expire(self, booking_id: str) -> Booking | None:
+    def expire(self, booking_id: str, actor: Actor = EXPIRY) -> Booking | None:
         """Expire one booking if it is pending and past its hold; otherwise change nothing."""
-        return self._release(booking_id, "expired", "hold ran out", only_if_overdue=True)
+        return self._release(booking_id, "expired", "hold ran out", actor, only_if_overdue=True)
 
     def sweep(self, limit: int) -> int:
         """Expire every overdue booking (the backstop for missed or early tasks)."""
         count = 0
         for booking_id in self.bookings.overdue(utcnow(), limit):
-            if self.expire(booking_id) is not None:
+            if self.expire(booking_id, SWEEP) is not None:
                 count += 1
         return count
 
-    def _release(self, booking_id: str, status: BookingStatus, reason: str, *, only_if_overdue: bool) -> Booking | None:
-        for _attempt in range(MAX_ATTEMPTS):
+    def _release(
+        self, booking_id: str, status: BookingStatus, reason: str, actor: Actor, *, only_if_overdue: bool
+    ) -> Booking | None:
+        for attempt in range(MAX_ATTEMPTS):
             found = self.bookings.get(booking_id)
             if found is None:
                 return None
-            booking, update_time = found
+            booking, read_at = found
             now = utcnow()
             if booking.status != "pending_payment" or (only_if_overdue and booking.expires_at > now):
                 return None
             mine = [c for c in self.inventory.claims_of(booking.event_id, booking.id) if c.state == "held"]
             after = booking.moved_to(status, now, reason)
+            uow = self.new_uow()
+            self.bookings.stage_update(uow, booking, after, since=read_at)
+            for claim in mine:
+                self.inventory.stage_release(uow, booking.event_id, claim)
+            uow.record(change(status, after, actor, now, before=booking))
             try:
-                self.bookings.commit_release(after, update_time, mine)
+                uow.commit()
             except ConcurrentUpdate:
+                backoff(attempt)
                 continue
             self.picker.released(booking.event_id, [c.n for c in mine])
             self.counter.add(booking.event_id, -len(mine))

@@ -17,7 +17,8 @@ from shared.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from shared.dal.records import EventQuery, VersionMismatch
+from shared.dal.records import ConcurrentUpdate, EventQuery, Revision, UnitOfWork
+from shared.domain_events import Actor, change
 from shared.models import Event, new_id, utcnow, words
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch, Page
 from shared.services.identity import Principal
@@ -30,9 +31,10 @@ SCAN_BUDGET = 500
 
 
 class EventStore(Protocol):
-    def create(self, event: Event) -> None: ...
     def get(self, event_id: str) -> Event | None: ...
-    def save(self, event: Event, expected_version: int) -> None: ...
+    def get_for_update(self, event_id: str) -> tuple[Event, Revision] | None: ...
+    def stage_create(self, uow: UnitOfWork, event: Event) -> None: ...
+    def stage_update(self, uow: UnitOfWork, event: Event, since: Revision) -> None: ...
     def scan_published(
         self, query: EventQuery, matches: Callable[[Event], bool], limit: int, budget: int
     ) -> tuple[list[Event], tuple[datetime, str] | None]: ...
@@ -75,9 +77,11 @@ class EventService:
         events: EventStore,
         inventory: Inventory,
         capacity: Capacity,
+        new_uow: Callable[[], UnitOfWork],
         changed: Callable[[str], None] = lambda event_id: None,
     ) -> None:
         self.events = events
+        self.new_uow = new_uow
         self.inventory = inventory
         self.capacity = capacity
         self.changed = changed  # told after an event is saved (caches of this process)
@@ -99,12 +103,21 @@ class EventService:
             **{**fields, "event_time": time.fromisoformat(fields["event_time"])},
         )
         _check_rules(event, now, schedule_changed=True)
-        self.events.create(event)
+        uow = self.new_uow()
+        self.events.stage_create(uow, event)
+        uow.record(change("created", event, Actor.user(principal.user_id), now))
+        uow.commit()
         return EventView(event, 0)
 
     def update(self, principal: Principal, event_id: str, patch: EventPatch, if_match: str | None) -> EventView:
+        """Compare and set: the version the caller read must still be the stored one, and the
+        document must not change between this read and the write. Of concurrent updates with the
+        same If-Match exactly one wins; the others are 412, whatever the contention."""
         expected = _expected_version(if_match, patch.version)
-        current = self._visible(principal, event_id)
+        found = self.events.get_for_update(event_id)
+        if found is None or not (found[0].is_published or principal.manages(found[0].company_id)):
+            raise NotFound("event not found")
+        current, read_at = found
         if not principal.manages(current.company_id):
             raise Forbidden("only the owning company's admins change an event")
         if current.version != expected:
@@ -120,11 +133,16 @@ class EventService:
         if revised.capacity < taken:
             raise CapacityBelowSold(f"{taken} tickets are sold or held")
         retired = self._fit_inventory(current.capacity, revised.capacity, event_id, now)
+        uow = self.new_uow()
+        self.events.stage_update(uow, revised, since=read_at)
+        uow.record(change("updated", revised, Actor.user(principal.user_id), now, before=current))
         try:
-            self.events.save(revised, expected_version=expected)
-        except VersionMismatch as exc:
-            self.capacity.undo(event_id, retired)
-            raise VersionConflict(f"current version is {exc.current}") from None
+            uow.commit()
+        except ConcurrentUpdate:
+            latest = self.events.get(event_id)
+            # Give back only what the winner's capacity does not retire itself.
+            self.capacity.undo(event_id, [n for n in retired if latest is None or n < latest.capacity])
+            raise VersionConflict(f"current version is {latest.version if latest else expected + 1}") from None
         self.changed(event_id)
         return EventView(revised, self.inventory.taken(event_id, now))
 

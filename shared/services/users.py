@@ -5,19 +5,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Protocol
 
-from shared.core.errors import AlreadyRegistered, Forbidden, NotFound, ValidationFailed
+from shared.core.errors import AlreadyRegistered, Forbidden, NotFound, Unavailable, ValidationFailed
 from shared.core.identity import Identity
-from shared.dal.records import IdentityTaken, UsernameTaken
+from shared.dal.records import ConcurrentUpdate, IdentityTaken, Revision, UsernameTaken
 from shared.models import Company, User, new_id, utcnow
 from shared.schemas import UserIn, UserPatch
 from shared.services.identity import Principal, identity_key
+from shared.services.retry import backoff
+
+MAX_ATTEMPTS = 8
 
 
 class UserStore(Protocol):
     def get(self, user_id: str) -> User | None: ...
     def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None: ...
     def register(self, user: User, company: Company | None) -> None: ...
-    def update(self, user: User, previous_username: str) -> None: ...
+    def get_for_update(self, user_id: str) -> tuple[User, Revision] | None: ...
+    def update(self, user: User, previous_username: str, since: Revision) -> None: ...
 
 
 class CompanyStore(Protocol):
@@ -70,13 +74,23 @@ class UserService:
         return user
 
     def update_me(self, principal: Principal, patch: UserPatch) -> User:
-        current = self.me(principal)
-        changed = replace(current, **patch.model_dump(exclude_unset=True), updated_at=utcnow())
-        try:
-            self.users.update(changed, previous_username=current.username)
-        except UsernameTaken:
-            raise _username_taken() from None
-        return changed
+        """Compare and set: a concurrent change of the same user is read again and the patch
+        applied on top of it (the last patch wins field by field, no username claim is orphaned)."""
+        for attempt in range(MAX_ATTEMPTS):
+            found = self.users.get_for_update(principal.user_id)
+            if found is None:
+                raise NotFound("user not found")
+            current, read_at = found
+            changed = replace(current, **patch.model_dump(exclude_unset=True), updated_at=utcnow())
+            try:
+                self.users.update(changed, previous_username=current.username, since=read_at)
+            except UsernameTaken:
+                raise _username_taken() from None
+            except ConcurrentUpdate:
+                backoff(attempt)
+                continue
+            return changed
+        raise Unavailable("the user is changing; retry", retry_after=1)
 
     def company(self, principal: Principal, company_id: str) -> Company:
         if not principal.manages(company_id):

@@ -252,9 +252,9 @@ def slot_claims(client: Any, event_id: str) -> list[dict[str, Any]]:
     return [s.to_dict() for s in client.collection("events").document(event_id).collection("slots").stream()]
 
 
-def outbox_about(client: Any, key: str, value: str) -> list[dict[str, Any]]:
-    """Outbox messages whose data[key] == value."""
-    return where(client, "outbox", f"data.{key}", value)
+def stream_about(client: Any, key: str, value: str, topic: str) -> list[dict[str, Any]]:
+    """Domain events whose data[key] == value and that are relayed to Pub/Sub `topic`."""
+    return [e for e in where(client, "domain_events", f"data.{key}", value) if topic in e.get("topics", [])]
 
 
 def webhook_seen(client: Any, payment_id: str) -> bool:

@@ -16,6 +16,8 @@ import pytest
 import requests
 
 from shared.dal.events import EventDAL
+from shared.dal.stream import DomainEventDAL
+from shared.dal.unit_of_work import FirestoreUnitOfWork
 from shared.models import Event
 from tests.conftest import Api
 
@@ -182,7 +184,9 @@ def test_only_published_events_that_have_not_started_are_listed(
         created_at=stamp,
         updated_at=stamp,
     )
-    EventDAL(firestore_client).create(started)
+    uow = FirestoreUnitOfWork(firestore_client, DomainEventDAL(firestore_client))
+    EventDAL(firestore_client).stage_create(uow, started)
+    uow.commit()
 
     assert ids(found(api, q=w)) == [published["id"]]
 

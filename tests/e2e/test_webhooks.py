@@ -27,11 +27,11 @@ from tests.e2e.payments_helpers import (
     get_payment,
     intent_object,
     new_payment_id,
-    outbox_about,
     paid,
     poll,
     sign,
     stays,
+    stream_about,
     stripe_event,
     wait_for_status,
 )
@@ -70,15 +70,16 @@ def test_a_redelivered_event_changes_things_once(
     confirmed, _took = wait_for_status(api, buyer[0], booking["id"], "confirmed")
     assert confirmed["payment"]["status"] == "succeeded"
     assert doc(firestore_client, "webhook_events", event["id"]) is not None
-    announced = outbox_about(firestore_client, "payment_id", payment["id"])
-    assert len([m for m in announced if m["topic"] == "payment-events"]) == 1, "one state change, announced once"
+    announced = stream_about(firestore_client, "payment_id", payment["id"], "payment-events")
+    assert [e["action"] for e in announced] == ["payment.succeeded"], "one state change, announced once"
+    assert announced[0]["actor"] == {"type": "stripe", "id": event["id"]}
     stored = doc(firestore_client, "bookings", booking["id"])
     assert stored is not None
     assert [h["status"] for h in stored["history"]].count("confirmed") == 1
     assert poll(lambda: emails_about(stack.mail_dir, booking["id"])), "no confirmation email"
     assert stays(lambda: len(emails_about(stack.mail_dir, booking["id"])) == 1), "one email per booking"
-    confirmations = outbox_about(firestore_client, "booking_id", booking["id"])
-    assert len([m for m in confirmations if m["topic"] == "booking-confirmed"]) == 1
+    confirmations = stream_about(firestore_client, "booking_id", booking["id"], "booking-confirmed")
+    assert [e["action"] for e in confirmations] == ["booking.confirmed"]
 
 
 def test_failure_after_success_never_moves_the_payment_back(

@@ -13,11 +13,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from shared.dal.outbox import OutboxDAL
 
 from shared.core.errors import BookingLimitReached, SoldOut
 from shared.dal.bookings import BookingDAL
 from shared.dal.inventory import InventoryDAL
-from shared.dal.outbox import OutboxDAL
 from shared.dal.records import BuyerHolds, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord
 from shared.models import Booking, Event, new_id, utcnow
 from shared.services.bookings import BookingRules, BookingService, HoldRequest

@@ -1,0 +1,90 @@
+"""DomainEventDAL: the stream of domain events (collection `domain_events`), its only writer.
+
+Records have random ids (no hot key range) and are never edited, except to mark them published
+to Pub/Sub. The audit log reads them per ticketed event, newest first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.dal.base import Dal, as_utc
+from shared.dal.records import UnitOfWork
+from shared.domain_events import Actor, DomainEvent
+
+
+class DomainEventDAL(Dal):
+    collection = "domain_events"
+
+    def stage(self, uow: UnitOfWork, event: DomainEvent) -> None:
+        uow.create(f"{self.collection}/{event.id}", _to_doc(event))
+
+    def mark_published(self, event_id: str, now: datetime) -> None:
+        self.ref(event_id).update({"published": True, "published_at": now})
+
+    def unpublished(self, older_than: datetime, limit: int) -> list[DomainEvent]:
+        """Events whose relay to Pub/Sub did not happen after their commit (the sweep's work)."""
+        query = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter("published", "==", False))
+            .where(filter=FieldFilter("at", "<=", older_than))
+            .limit(limit)
+        )
+        return [_from_doc(s.to_dict() or {}) for s in query.stream()]
+
+    def of_event(
+        self, event_id: str, limit: int, after: tuple[datetime, str] | None
+    ) -> tuple[list[DomainEvent], tuple[datetime, str] | None]:
+        """The stream of one ticketed event, newest first, and the cursor of the next page."""
+        query = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter("event_id", "==", event_id))
+            .order_by("at", direction=firestore.Query.DESCENDING)
+            .order_by("__name__", direction=firestore.Query.DESCENDING)
+        )
+        if after:
+            query = query.start_after({"at": after[0], "__name__": self.ref(after[1])})
+        found = [_from_doc(s.to_dict() or {}) for s in query.limit(limit + 1).stream()]
+        more = len(found) > limit
+        found = found[:limit]
+        return found, (found[-1].at, found[-1].id) if more and found else None
+
+
+def _to_doc(event: DomainEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "event_id": event.event_id,
+        "company_id": event.company_id,
+        "actor": {"type": event.actor.type, "id": event.actor.id},
+        "sequence": event.sequence,
+        "at": event.at,
+        "changes": event.changes,
+        "topics": list(event.topics),
+        "data": event.data,
+        "published": not event.topics,
+    }
+
+
+def _from_doc(doc: dict[str, Any]) -> DomainEvent:
+    actor = doc["actor"]
+    return DomainEvent(
+        id=doc["id"],
+        action=doc["action"],
+        object_type=doc["object_type"],
+        object_id=doc["object_id"],
+        event_id=doc["event_id"],
+        company_id=doc["company_id"],
+        actor=Actor(actor["type"], actor["id"]),
+        sequence=int(doc["sequence"]),
+        at=as_utc(doc["at"]),
+        changes=dict(doc.get("changes") or {}),
+        topics=tuple(doc.get("topics") or ()),
+        data=dict(doc.get("data") or {}),
+    )

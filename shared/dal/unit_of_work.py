@@ -1,0 +1,57 @@
+"""The Firestore unit of work: one batch with preconditions, plus the domain events it records.
+
+No transaction: the emulator locks pessimistically and a contended transaction ends in an
+exhausted retry. Each update or delete carries the update time its caller read (compare and set),
+each new document is a create, so a lost race is a cheap, typed failure the service decides about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud import firestore
+
+from shared.dal.base import commit
+from shared.dal.records import Revision
+from shared.dal.stream import DomainEventDAL
+from shared.domain_events import DomainEvent
+
+
+class FirestoreUnitOfWork:
+    def __init__(
+        self,
+        client: firestore.Client,
+        stream: DomainEventDAL,
+        relay: Callable[[list[DomainEvent]], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.relay = relay
+        self.batch = client.batch()
+        self.events: list[DomainEvent] = []
+
+    def create(self, path: str, data: dict[str, Any]) -> None:
+        self.batch.create(self.client.document(path), data)
+
+    def update(self, path: str, data: dict[str, Any], since: Revision | None = None) -> None:
+        self.batch.update(self.client.document(path), data, **self._unchanged(since))
+
+    def delete(self, path: str, since: Revision | None = None) -> None:
+        self.batch.delete(self.client.document(path), **self._unchanged(since))
+
+    def record(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    def commit(self) -> list[DomainEvent]:
+        """Write everything at once; then hand the events that have topics to the relay."""
+        for event in self.events:
+            self.stream.stage(self, event)
+        commit(self.batch)
+        announced = [e for e in self.events if e.topics]
+        if announced and self.relay is not None:
+            self.relay(announced)
+        return list(self.events)
+
+    def _unchanged(self, since: Revision | None) -> dict[str, Any]:
+        return {"option": self.client.write_option(last_update_time=since.at)} if since else {}

@@ -1,0 +1,148 @@
+"""The one stream of domain events: every committed change of an event, booking or payment.
+
+A domain event is written by the unit of work in the same commit as the change it describes, so
+the stream holds exactly what was committed. Its readers: the audit log, the Pub/Sub relay (the
+finaliser and the confirmation email react to `payment.succeeded` and `booking.confirmed`), and
+whatever comes next (outbound webhooks, the waitlist). Records are never edited or deleted, only
+marked published. Readers are idempotent: the relay is at least once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+
+from shared.models import Booking, Event, Payment, new_id
+
+ActorType = Literal["user", "device", "system", "stripe"]
+PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser
+BOOKING_CONFIRMED = "booking-confirmed"  # Pub/Sub topic read by the notifier
+TOPICS = (PAYMENT_EVENTS, BOOKING_CONFIRMED)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a user, a check-in device, the system itself, or the payment provider."""
+
+    type: ActorType
+    id: str
+
+    @classmethod
+    def user(cls, user_id: str) -> Actor:
+        return cls("user", user_id)
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls("system", job)
+
+    @classmethod
+    def provider(cls, event_id: str) -> Actor:
+        return cls("stripe", event_id)
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    id: str
+    action: str  # "<object type>.<what happened>", e.g. "booking.confirmed"
+    object_type: str
+    object_id: str
+    event_id: str  # the ticketed event the object belongs to (the audit log's scope)
+    company_id: str
+    actor: Actor
+    sequence: int  # increases with every change of the same object
+    at: datetime
+    changes: dict[str, list[Any]] = field(default_factory=dict)  # field -> [before, after]
+    topics: tuple[str, ...] = ()  # Pub/Sub topics it is relayed to
+    data: dict[str, str] = field(default_factory=dict)  # ids its consumers need
+
+    def message(self) -> dict[str, Any]:
+        """What is published to Pub/Sub."""
+        return {
+            "type": self.action,
+            "message_id": self.id,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "sequence": self.sequence,
+            **self.data,
+        }
+
+
+Tracked = Event | Booking | Payment
+_AUDITED = {
+    "event": (
+        "name",
+        "description",
+        "event_date",
+        "event_time",
+        "timezone",
+        "venue",
+        "location_lat",
+        "location_long",
+        "capacity",
+        "base_price",
+        "surge_price",
+        "surge_threshold",
+        "currency",
+        "max_tickets_per_booking",
+        "status",
+    ),
+    "booking": ("status", "expires_at", "latest_payment_id", "paid_by"),
+    "payment": ("status", "transaction_id", "failure_code", "attention"),
+}
+
+
+def change(
+    action: str,
+    after: Tracked,
+    actor: Actor,
+    at: datetime,
+    before: Tracked | None = None,
+    topics: tuple[str, ...] = (),
+) -> DomainEvent:
+    """The domain event for `after` (as it will be committed), with what changed since `before`."""
+    kind = _kind(after)
+    if isinstance(after, Event):
+        event_id, sequence, data = after.id, after.version, {"event_id": after.id}
+    elif isinstance(after, Booking):
+        event_id, sequence, data = after.event_id, after.seq, {"booking_id": after.id}
+    else:
+        event_id, sequence = after.event_id, after.seq
+        data = {"payment_id": after.id, "booking_id": after.booking_id}
+    changes: dict[str, list[Any]] = {}
+    if before is not None:
+        for name in _AUDITED[kind]:
+            old, new = getattr(before, name), getattr(after, name)
+            if old != new:
+                changes[name] = [_plain(old), _plain(new)]
+    return DomainEvent(
+        id=new_id(),
+        action=f"{kind}.{action}",
+        object_type=kind,
+        object_id=after.id,
+        event_id=event_id,
+        company_id=after.company_id,
+        actor=actor,
+        sequence=sequence,
+        at=at,
+        changes=changes,
+        topics=topics,
+        data=data,
+    )
+
+
+def _kind(obj: Tracked) -> str:
+    if isinstance(obj, Event):
+        return "event"
+    return "booking" if isinstance(obj, Booking) else "payment"
+
+
+def _plain(value: Any) -> Any:
+    """A value as the API shows it (JSON), so the audit log reads the same as the resources."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,169 @@
+"""Money goes back: an organiser refunds a booking, or a payment with no booking to give is refunded.
+
+One refund at a time per payment: the payment is marked (compare and set) before the provider is
+called, so of concurrent requests exactly one asks the provider, and the others wait for it and
+answer with its result. The refund is recorded after the provider accepted it, together with the
+booking's new state and its tickets going back on sale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.core.errors import Forbidden, InvalidState, NotFound, PaymentInProgress, Unavailable
+from shared.dal.records import ConcurrentUpdate, UnitOfWork
+from shared.domain_events import Actor, change
+from shared.models import Booking, Payment, utcnow
+from shared.payments.gateway import PaymentGateway, ProviderBusy, ProviderUnavailable
+from shared.services.identity import Principal
+from shared.services.payments.ledger import Decision, PaymentLedger
+from shared.services.payments.ports import (
+    MAX_ATTEMPTS,
+    RESUME_AFTER,
+    WAIT_FOR_OTHER,
+    BookingStore,
+    Inventory,
+    PaymentStore,
+)
+from shared.services.retry import backoff
+
+POLL_SECONDS = 0.1
+
+
+class Refunding:
+    def __init__(
+        self,
+        payments: PaymentStore,
+        bookings: BookingStore,
+        inventory: Inventory,
+        ledger: PaymentLedger,
+        gateway: Callable[[], PaymentGateway],
+        new_uow: Callable[[], UnitOfWork],
+        released: Callable[[str, list[int]], None] = lambda event_id, slots: None,
+    ) -> None:
+        self.payments = payments
+        self.bookings = bookings
+        self.inventory = inventory
+        self.ledger = ledger
+        self.gateway = gateway
+        self.new_uow = new_uow
+        self.released = released  # told which slots came free (this process's slot picker)
+
+    def refund(self, principal: Principal, booking_id: str) -> Booking:
+        """The organiser refunds a confirmed booking in full; repeating it changes nothing."""
+        found = self.bookings.get(booking_id)
+        if found is None:
+            raise NotFound("booking not found")
+        booking = found[0]
+        if not principal.manages(booking.company_id):
+            if booking.user_id == principal.user_id:
+                raise Forbidden("only the event's company admins refund")
+            raise NotFound("booking not found")
+        if booking.status == "refunded":
+            return booking
+        if booking.status != "confirmed" or booking.paid_by is None:
+            raise InvalidState(f"a {booking.status_at(utcnow())} booking cannot be refunded")
+        actor = Actor.user(principal.user_id)
+        if self._start(booking.paid_by, actor):
+            self._at_provider(booking.paid_by, actor)
+        return self._record_booking_refund(booking_id, actor)
+
+    def refund_unbookable(self, payment_id: str, reason: str, actor: Actor) -> str:
+        """Money taken with no booking to give: refund it at once and leave a note for a person."""
+        if self._start(payment_id, actor):
+            self._at_provider(payment_id, actor)
+        note = f"refunded automatically: {reason}"
+
+        def decide(current: Payment, now: datetime) -> Decision:
+            if current.status == "refunded" and current.attention is not None:
+                return None
+            return "refunded", current.moved_to("refunded", now, attention=note)
+
+        self.ledger.change(payment_id, decide, actor)
+        return "refunded"
+
+    def _start(self, payment_id: str, actor: Actor) -> bool:
+        """Mark the payment as being refunded. True: this caller asks the provider; False: the
+        payment is refunded already (perhaps by a concurrent request this one waited for)."""
+        deadline = time.monotonic() + WAIT_FOR_OTHER.total_seconds()
+        for attempt in range(MAX_ATTEMPTS * 10):
+            found = self.payments.get(payment_id)
+            if found is None:
+                raise InvalidState("no payment to refund")
+            current, read_at = found
+            now = utcnow()
+            if current.status == "refunded":
+                return False
+            if current.status != "succeeded" or current.transaction_id is None:
+                raise InvalidState("no payment to refund")
+            if current.refund_started_at is not None and now - current.refund_started_at < RESUME_AFTER:
+                if time.monotonic() >= deadline:
+                    raise PaymentInProgress("a refund of this payment is under way")
+                time.sleep(POLL_SECONDS)  # another request is refunding it: wait for its result
+                continue
+            started = current.changed(now, refund_started_at=now)
+            uow = self.new_uow()
+            self.payments.stage_update(uow, started, since=read_at)
+            uow.record(change("refund_started", started, actor, now, before=current))
+            try:
+                uow.commit()
+            except ConcurrentUpdate:
+                backoff(attempt)
+                continue
+            return True
+        raise PaymentInProgress("the payment is changing; retry")
+
+    def _at_provider(self, payment_id: str, actor: Actor) -> None:
+        found = self.payments.get(payment_id)
+        if found is None or found[0].transaction_id is None:
+            raise InvalidState("no payment to refund")
+        payment = found[0]
+        try:
+            self.gateway().refund(payment.transaction_id or "", idempotency_key=f"refund:{payment.id}")
+        except ProviderBusy:
+            raise PaymentInProgress("the provider is still answering the first refund call") from None
+        except ProviderUnavailable:
+
+            def give_up(current: Payment, now: datetime) -> Decision:
+                if current.status != "succeeded" or current.refund_started_at is None:
+                    return None
+                return "refund_failed", current.changed(now, refund_started_at=None)
+
+            self.ledger.change(payment_id, give_up, actor)
+            raise Unavailable("the payment provider is unavailable; retry") from None
+
+    def _record_booking_refund(self, booking_id: str, actor: Actor) -> Booking:
+        """The booking and its payment are refunded and the tickets go back on sale, together."""
+        for attempt in range(MAX_ATTEMPTS):
+            found = self.bookings.get(booking_id)
+            if found is None:
+                raise NotFound("booking not found")
+            booking, booking_read_at = found
+            if booking.status == "refunded":
+                return booking
+            paid = self.payments.get(booking.paid_by or "")
+            if paid is None:
+                raise InvalidState("no payment to refund")
+            payment, payment_read_at = paid
+            now = utcnow()
+            after = booking.moved_to("refunded", now, "refunded by the organiser")
+            claims = self.inventory.claims_of(booking.event_id, booking.id)
+            uow = self.new_uow()
+            self.bookings.stage_update(uow, booking, after, since=booking_read_at)
+            for claim in claims:
+                self.inventory.stage_release(uow, booking.event_id, claim)
+            uow.record(change("refunded", after, actor, now, before=booking))
+            if payment.status != "refunded":
+                paid_back = payment.moved_to("refunded", now)
+                self.payments.stage_update(uow, paid_back, since=payment_read_at)
+                uow.record(change("refunded", paid_back, actor, now, before=payment))
+            try:
+                uow.commit()
+            except ConcurrentUpdate:
+                backoff(attempt)
+                continue
+            self.released(booking.event_id, [c.n for c in claims])
+            return after
+        raise PaymentInProgress("the booking is changing; retry")
