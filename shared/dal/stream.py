@@ -24,14 +24,13 @@ class DomainEventDAL(Dal):
         uow.create(f"{self.collection}/{event.id}", _to_doc(event))
 
     def mark_published(self, event_id: str, now: datetime) -> None:
-        self.ref(event_id).update({"published": True, "published_at": now})
+        self.ref(event_id).update({"relay_due": firestore.DELETE_FIELD, "published_at": now})
 
     def unpublished(self, older_than: datetime, limit: int) -> list[DomainEvent]:
         """Events whose relay to Pub/Sub did not happen after their commit (the sweep's work)."""
         query = (
             self.client.collection(self.collection)
-            .where(filter=FieldFilter("published", "==", False))
-            .where(filter=FieldFilter("at", "<=", older_than))
+            .where(filter=FieldFilter("relay_due", "<=", older_than))
             .limit(limit)
         )
         return [_from_doc(s.to_dict() or {}) for s in query.stream()]
@@ -68,7 +67,9 @@ def _to_doc(event: DomainEvent) -> dict[str, Any]:
         "changes": event.changes,
         "topics": list(event.topics),
         "data": event.data,
-        "published": not event.topics,
+        # Only events with topics carry `relay_due`, and lose it once relayed: the sweep's query
+        # then reads a small index, not one that grows (sequentially) with every hold.
+        **({"relay_due": event.at} if event.topics else {}),
     }
 
 

@@ -56,14 +56,22 @@ ROUTES = [
     Route("POST", "/v1/events", body=event_body()),
     Route("PATCH", "/v1/events/{event}", body={"name": "Changed"}, headers={"If-Match": '"1"'}),
     Route("GET", "/v1/events/{event}"),
+    Route("GET", "/v1/events/{event}/audit"),
 ]
 PUBLIC = {"GET /v1/events/{event}"}  # a missing token is anonymous there; a bad one is still refused
 AUTHENTICATED = [r for r in ROUTES if r.name not in PUBLIC]
 NEEDS_REGISTRATION = [r for r in ROUTES if r.name not in PUBLIC | {"POST /v1/users"}]
 ADMIN_ONLY = [
-    r for r in ROUTES if r.name in {"GET /v1/companies/{company}", "POST /v1/events", "PATCH /v1/events/{event}"}
+    r
+    for r in ROUTES
+    if r.name
+    in {"GET /v1/companies/{company}", "POST /v1/events", "PATCH /v1/events/{event}", "GET /v1/events/{event}/audit"}
 ]
-OWNING_COMPANY_ONLY = [r for r in ROUTES if r.name in {"GET /v1/companies/{company}", "PATCH /v1/events/{event}"}]
+OWNING_COMPANY_ONLY = [
+    r
+    for r in ROUTES
+    if r.name in {"GET /v1/companies/{company}", "PATCH /v1/events/{event}", "GET /v1/events/{event}/audit"}
+]
 
 
 def ids(routes: list[Route]) -> list[str]:
