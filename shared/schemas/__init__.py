@@ -1,0 +1,46 @@
+"""Request and response bodies of the HTTP API (pydantic), one module per resource. The OpenAPI
+document is built from these; this package exports every body under one name space."""
+
+from shared.schemas.audit import ActorOut, AuditEntryOut, ObjectRef
+from shared.schemas.bookings import BookingIn, BookingOut
+from shared.schemas.common import (
+    MAX_CAPACITY,
+    DevTokenIn,
+    DevTokenOut,
+    Health,
+    ListQuery,
+    Page,
+    Problem,
+    Strict,
+)
+from shared.schemas.events import EventFields, EventIn, EventOut, EventPatch, EventSearch
+from shared.schemas.payments import PaymentIn, PaymentOut
+from shared.schemas.users import CompanyIn, CompanyOut, UserIn, UserOut, UserPatch
+
+__all__ = [
+    "MAX_CAPACITY",
+    "ActorOut",
+    "AuditEntryOut",
+    "BookingIn",
+    "BookingOut",
+    "CompanyIn",
+    "CompanyOut",
+    "DevTokenIn",
+    "DevTokenOut",
+    "EventFields",
+    "EventIn",
+    "EventOut",
+    "EventPatch",
+    "EventSearch",
+    "Health",
+    "ListQuery",
+    "ObjectRef",
+    "Page",
+    "PaymentIn",
+    "PaymentOut",
+    "Problem",
+    "Strict",
+    "UserIn",
+    "UserOut",
+    "UserPatch",
+]

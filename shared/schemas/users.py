@@ -1,0 +1,95 @@
+"""Users and companies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, StringConstraints, model_validator
+
+from shared.models import Company, User
+from shared.schemas.common import CountryCode, Email, Name, Phone, Strict, Username
+
+
+class CompanyIn(Strict):
+    name: Name
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    email: Email
+    country_code: CountryCode
+    phone_number: Phone
+    registration_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class UserIn(Strict):
+    name: Name
+    email: Email
+    username: Username
+    country_code: CountryCode
+    phone_number: Phone
+    role: Literal["user", "admin"]
+    company: CompanyIn | None = None
+
+    @model_validator(mode="after")
+    def _company_matches_role(self) -> Self:
+        if self.role == "admin" and self.company is None:
+            raise ValueError("company is required when role is admin")
+        if self.role == "user" and self.company is not None:
+            raise ValueError("company is only for role admin")
+        return self
+
+
+class UserPatch(Strict):
+    name: Name | None = None
+    username: Username | None = None
+    country_code: CountryCode | None = None
+    phone_number: Phone | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    username: str
+    country_code: str
+    phone_number: str
+    role: Literal["user", "admin"]
+    company_id: str | None
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            name=user.name,
+            email=user.email,
+            username=user.username,
+            country_code=user.country_code,
+            phone_number=user.phone_number,
+            role=user.role,
+            company_id=user.company_id,
+            created_at=user.created_at,
+        )
+
+
+class CompanyOut(BaseModel):
+    id: str
+    name: str
+    address: str
+    email: str
+    country_code: str
+    phone_number: str
+    registration_number: str
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, company: Company) -> CompanyOut:
+        return cls(**company.__dict__)
