@@ -1,103 +1,237 @@
-"""In-memory stand-ins for the DALs and the token verifier, for service tests (no Firestore, no network).
+"""In-memory stand-ins for Firestore, the DALs, the payment provider and the other ports, for unit tests.
 
-Each fake honours the contract of the DAL it replaces (uniqueness, version checks, query order) and
-records what happened, so that a test asserts on behaviour rather than on calls.
+One `DocumentStore` (document path -> data and the Revision of its last write) plays Firestore: the
+fake DALs map models to documents on it, as the real DALs do, and its unit of work applies a
+commit's writes all at once or not at all (ConcurrentUpdate on a stale `since` or a missing
+document, DocumentExists on a create that meets one). It records what was committed: the documents,
+the domain events, and the messages the relay published. The fake gateway records the money it
+moved. So a test asserts on behaviour (what was committed, published, charged), not on calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime
+import hashlib
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import pytest
 
 from shared.core.auth import Identity
 from shared.core.errors import Unauthenticated
-from shared.dal.events import EventQuery, VersionMismatch
-from shared.dal.users import IdentityTaken, UsernameTaken
-from shared.models import Company, Event, User
+from shared.dal.records import (
+    SOLD_UNTIL,
+    BuyerHolds,
+    Claim,
+    ConcurrentUpdate,
+    DocumentExists,
+    EventQuery,
+    IdempotencyRecord,
+    IdentityTaken,
+    Revision,
+    UnitOfWork,
+    UsernameTaken,
+)
+from shared.domain_events import DomainEvent
+from shared.models import Booking, Company, Event, Payment, User
+from shared.payments.gateway import (
+    BadSignature,
+    Declined,
+    Intent,
+    NotCancellable,
+    ProviderEvent,
+    ProviderUnavailable,
+)
+from shared.services.bookings import BookingRules, BookingService
+from shared.services.payments.finalising import Finalising
+from shared.services.payments.intake import ProviderEventIntake
+from shared.services.payments.ledger import PaymentLedger
+from shared.services.payments.paying import Paying
+from shared.services.payments.ports import PaymentRules
+from shared.services.payments.reconciling import Reconciling
+from shared.services.payments.refunding import Refunding
+from shared.services.slots import SlotPicker
+
+DELETE = object()  # an update's value that removes the field (Firestore's DELETE_FIELD)
+T = TypeVar("T")
 
 
-class FakeUserStore:
+# ---- Firestore: documents, commits, the stream and its relay ------------------------------------
+
+
+class DocumentStore:
+    """Committed documents by path, and what the commits recorded and published."""
+
     def __init__(self) -> None:
-        self.users: dict[str, User] = {}
-        self.identities: dict[str, str] = {}  # identity key -> user id
-        self.usernames: dict[str, str] = {}  # casefolded username -> user id
-        self.companies: dict[str, Company] = {}
+        self.docs: dict[str, tuple[dict[str, Any], Revision]] = {}
+        self.events: list[DomainEvent] = []  # committed domain events, in commit order
+        self.published: list[tuple[str, dict[str, Any]]] = []  # (topic, message) relayed after commits
+        self._ticks = 0
+        self._before_commit: list[Callable[[], object]] = []
 
-    def get(self, user_id: str) -> User | None:
-        return self.users.get(user_id)
+    def new_uow(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
 
-    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
-        user = self.users.get(self.identities.get(identity_key, ""))
-        return (user.id, user.role, user.company_id) if user else None
+    def get(self, path: str) -> tuple[dict[str, Any], Revision] | None:
+        return self.docs.get(path)
 
-    def register(self, user: User, company: Company | None) -> None:
-        if user.identity_key in self.identities:
-            raise IdentityTaken
-        if user.username.casefold() in self.usernames:
-            raise UsernameTaken
-        self.identities[user.identity_key] = user.id
-        self.usernames[user.username.casefold()] = user.id
-        self.users[user.id] = user
-        if company is not None:
-            self.companies[company.id] = company
+    def children(self, collection: str) -> list[tuple[str, dict[str, Any], Revision]]:
+        """The documents directly in a collection (path without a trailing slash)."""
+        prefix = collection + "/"
+        return [(p, d, r) for p, (d, r) in self.docs.items() if p.startswith(prefix) and "/" not in p[len(prefix) :]]
 
-    def update(self, user: User, previous_username: str) -> None:
-        if user.username.casefold() != previous_username.casefold():
-            if user.username.casefold() in self.usernames:
-                raise UsernameTaken
-            del self.usernames[previous_username.casefold()]
-            self.usernames[user.username.casefold()] = user.id
-        self.users[user.id] = user
+    def put(self, path: str, data: dict[str, Any]) -> None:
+        """Write a document outside any unit of work (test set-up)."""
+        self.docs[path] = (data, self._tick())
+
+    def before_next_commit(self, action: Callable[[], object]) -> None:
+        """Run `action` (another writer, who wins) just before the next commit applies, after its reads."""
+        self._before_commit.append(action)
+
+    def apply(
+        self, writes: list[tuple[str, str, dict[str, Any] | None, Revision | None]], recorded: list[DomainEvent]
+    ) -> None:
+        actions, self._before_commit = self._before_commit, []
+        for action in actions:  # an action's own commits run before this one, and are not delayed
+            action()
+        staged = dict(self.docs)
+        revision = self._tick()
+        for op, path, data, since in writes:
+            current = staged.get(path)
+            if op == "create":
+                if current is not None:
+                    raise DocumentExists(path)
+                staged[path] = (dict(data or {}), revision)
+                continue
+            if (current is None and (op == "update" or since is not None)) or (
+                current is not None and since is not None and current[1] != since
+            ):
+                raise ConcurrentUpdate(path)
+            if op == "delete":
+                staged.pop(path, None)
+            elif current is not None:
+                staged[path] = (_merged(current[0], data or {}), revision)
+        self.docs = staged
+        self.events.extend(recorded)
+        for event in recorded:
+            self.published.extend((topic, event.message()) for topic in event.topics)
+
+    # ---- what tests read ------------------------------------------------------------------------
+
+    def events_of(self, object_id: str) -> list[DomainEvent]:
+        return [e for e in self.events if e.object_id == object_id]
+
+    def actions(self, object_id: str | None = None) -> list[str]:
+        return [e.action for e in self.events if object_id is None or e.object_id == object_id]
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.published]
+
+    def _tick(self) -> Revision:
+        self._ticks += 1
+        return Revision(datetime(2000, 1, 1, tzinfo=UTC) + timedelta(microseconds=self._ticks))
 
 
-class FakeCompanyStore:
-    """Reads the companies that FakeUserStore.register stored (one batch in Firestore)."""
+class FakeUnitOfWork:
+    """Gathers writes and domain events; `commit` applies them to the store at once, or raises."""
 
-    def __init__(self, users: FakeUserStore) -> None:
-        self._users = users
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self.writes: list[tuple[str, str, dict[str, Any] | None, Revision | None]] = []
+        self.recorded: list[DomainEvent] = []
 
-    def get(self, company_id: str) -> Company | None:
-        return self._users.companies.get(company_id)
+    def create(self, path: str, data: dict[str, Any]) -> None:
+        self.writes.append(("create", path, data, None))
+
+    def update(self, path: str, data: dict[str, Any], since: Revision | None = None) -> None:
+        self.writes.append(("update", path, data, since))
+
+    def delete(self, path: str, since: Revision | None = None) -> None:
+        self.writes.append(("delete", path, None, since))
+
+    def record(self, event: DomainEvent) -> None:
+        self.recorded.append(event)
+
+    def commit(self) -> list[DomainEvent]:
+        self.store.apply(self.writes, self.recorded)
+        return list(self.recorded)
 
 
-class FakeEventStore:
-    def __init__(self) -> None:
-        self.events: dict[str, Event] = {}
+def _merged(doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Firestore's update: top-level fields replaced, dotted paths set or deleted inside maps."""
+    out = dict(doc)
+    for key, value in changes.items():
+        *parents, leaf = key.split(".")
+        target = out
+        for name in parents:
+            target[name] = dict(target.get(name) or {})
+            target = target[name]
+        if value is DELETE:
+            target.pop(leaf, None)
+        else:
+            target[leaf] = value
+    return out
+
+
+def _to_doc(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.init}
+
+
+def _from_doc(cls: type[T], doc: dict[str, Any]) -> T:
+    return cls(**{f.name: doc[f.name] for f in fields(cls) if f.init and f.name in doc})  # type: ignore[arg-type]
+
+
+class _Collection:
+    collection: str
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    def path(self, doc_id: str) -> str:
+        return f"{self.collection}/{doc_id}"
+
+
+# ---- the DALs -----------------------------------------------------------------------------------
+
+
+class FakeEventStore(_Collection):
+    collection = "events"
+
+    def __init__(self, store: DocumentStore) -> None:
+        super().__init__(store)
         self.scans: list[EventQuery] = []
 
+    @property
+    def events(self) -> dict[str, Event]:
+        return {d["id"]: _from_doc(Event, d) for _, d, _ in self.store.children(self.collection)}
+
     def add(self, event: Event) -> Event:
-        self.events[event.id] = event
+        self.store.put(self.path(event.id), _to_doc(event))
         return event
 
-    def create(self, event: Event) -> None:
-        if event.id in self.events:
-            raise ValueError(f"event {event.id} exists")
-        self.events[event.id] = event
-
     def get(self, event_id: str) -> Event | None:
-        return self.events.get(event_id)
+        found = self.get_for_update(event_id)
+        return found[0] if found else None
 
-    def save(self, event: Event, expected_version: int) -> None:
-        current = self.events[event.id].version
-        if current != expected_version:
-            raise VersionMismatch(current)
-        self.events[event.id] = event
+    def get_for_update(self, event_id: str) -> tuple[Event, Revision] | None:
+        found = self.store.get(self.path(event_id))
+        return (_from_doc(Event, found[0]), found[1]) if found else None
 
-    def bump(self, event_id: str) -> None:
-        """Someone else saved the event meanwhile."""
-        event = self.events[event_id]
-        self.events[event_id] = replace(event, version=event.version + 1)
+    def stage_create(self, uow: UnitOfWork, event: Event) -> None:
+        uow.create(self.path(event.id), _to_doc(event))
+
+    def stage_update(self, uow: UnitOfWork, event: Event, since: Revision) -> None:
+        uow.update(self.path(event.id), _to_doc(event), since=since)
 
     def scan_published(
         self, query: EventQuery, matches: Callable[[Event], bool], limit: int, budget: int
     ) -> tuple[list[Event], tuple[datetime, str] | None]:
         """What EventDAL.scan_published does, over a list: index filters, (starts_at, id) order, budget."""
         self.scans.append(query)
-        candidates = sorted(
-            (e for e in self.events.values() if _indexed(e, query)),
-            key=lambda e: (e.starts_at, e.id),
-        )
+        candidates = sorted((e for e in self.events.values() if _indexed(e, query)), key=lambda e: (e.starts_at, e.id))
         found: list[Event] = []
         cursor = query.after
         for scanned, event in enumerate(candidates, start=1):
@@ -125,17 +259,229 @@ def _indexed(event: Event, query: EventQuery) -> bool:
     return query.after is None or (event.starts_at, event.id) > query.after
 
 
-class FakeInventory:
-    """Tickets sold plus held, per event."""
+class FakeBookingStore(_Collection):
+    """Bookings, and each buyer's pending holds per event (`events/<id>/buyers/<user>`)."""
 
-    def __init__(self) -> None:
-        self.taken_by_event: dict[str, int] = {}
+    collection = "bookings"
+
+    def get(self, booking_id: str) -> tuple[Booking, Revision] | None:
+        found = self.store.get(self.path(booking_id))
+        return (_from_doc(Booking, found[0]), found[1]) if found else None
+
+    def all(self) -> list[Booking]:
+        return [_from_doc(Booking, d) for _, d, _ in self.store.children(self.collection)]
+
+    def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds:
+        found = self.store.get(_buyer_path(event_id, user_id))
+        return BuyerHolds(dict(found[0]["pending"]), found[1]) if found else BuyerHolds()
+
+    def page(
+        self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
+    ) -> tuple[list[Booking], tuple[datetime, str] | None]:
+        found = sorted(
+            (
+                b
+                for b in self.all()
+                if getattr(b, field_name) == value and (after is None or (b.booking_time, b.id) < after)
+            ),
+            key=lambda b: (b.booking_time, b.id),
+            reverse=True,
+        )
+        more, found = len(found) > limit, found[:limit]
+        return found, (found[-1].booking_time, found[-1].id) if more and found else None
+
+    def overdue(self, now: datetime, limit: int) -> list[str]:
+        return [b.id for b in self.all() if b.status == "pending_payment" and b.expires_at <= now][:limit]
+
+    def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None:
+        uow.create(self.path(booking.id), _to_doc(booking))
+        pending = {**buyer.active(booking.booking_time), booking.id: booking.expires_at}
+        path = _buyer_path(booking.event_id, booking.user_id)
+        if buyer.update_time is None:
+            uow.create(path, {"pending": pending})
+        else:
+            uow.update(path, {"pending": pending}, since=buyer.update_time)
+
+    def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None:
+        uow.update(self.path(after.id), _to_doc(after), since=since)
+        path = _buyer_path(after.event_id, after.user_id)
+        if before.status == "pending_payment" and after.status != "pending_payment":
+            uow.update(path, {f"pending.{after.id}": DELETE})
+        elif after.status == "pending_payment" and after.expires_at != before.expires_at:
+            uow.update(path, {f"pending.{after.id}": after.expires_at})
+
+
+def _buyer_path(event_id: str, user_id: str) -> str:
+    return f"events/{event_id}/buyers/{user_id}"
+
+
+class FakeInventory:
+    """Slot claims (`events/<id>/slots/<n>`): held, sold or retired; taken = held_until > now."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    def path(self, event_id: str, n: int) -> str:
+        return f"events/{event_id}/slots/{n}"
 
     def set_taken(self, event_id: str, taken: int) -> None:
-        self.taken_by_event[event_id] = taken
+        """Make exactly `taken` tickets of the event sold (test set-up)."""
+        for path, _, _ in self.store.children(f"events/{event_id}/slots"):
+            del self.store.docs[path]
+        for n in range(taken):
+            self.store.put(
+                self.path(event_id, n), {"n": n, "state": "sold", "booking_id": "b-other", "held_until": SOLD_UNTIL}
+            )
+
+    def claims(self, event_id: str) -> dict[int, Claim]:
+        found = (Claim(**d, update_time=r) for _, d, r in self.store.children(f"events/{event_id}/slots"))
+        return {c.n: c for c in found}
 
     def taken(self, event_id: str, now: datetime) -> int:
-        return self.taken_by_event.get(event_id, 0)
+        return sum(1 for c in self.claims(event_id).values() if c.held_until is not None and c.held_until > now)
+
+    def claims_of(self, event_id: str, booking_id: str) -> list[Claim]:
+        return [c for c in self.claims(event_id).values() if c.booking_id == booking_id]
+
+    def claims_at(self, event_id: str, numbers: list[int]) -> dict[int, Claim]:
+        found = self.claims(event_id)
+        return {n: found[n] for n in numbers if n in found}
+
+    def stage_claim(
+        self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, held_until: datetime, over: Claim | None = None
+    ) -> None:
+        self._claim(
+            uow, event_id, n, {"n": n, "state": "held", "booking_id": booking_id, "held_until": held_until}, over
+        )
+
+    def stage_sold(self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, over: Claim | None) -> None:
+        self._claim(
+            uow, event_id, n, {"n": n, "state": "sold", "booking_id": booking_id, "held_until": SOLD_UNTIL}, over
+        )
+
+    def stage_release(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None:
+        uow.delete(self.path(event_id, claim.n), since=claim.update_time)
+
+    def stage_sell(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None:
+        uow.update(self.path(event_id, claim.n), {"state": "sold", "held_until": SOLD_UNTIL}, since=claim.update_time)
+
+    def stage_extend(self, uow: UnitOfWork, event_id: str, claim: Claim, held_until: datetime) -> None:
+        uow.update(self.path(event_id, claim.n), {"held_until": held_until}, since=claim.update_time)
+
+    def _claim(self, uow: UnitOfWork, event_id: str, n: int, doc: dict[str, Any], over: Claim | None) -> None:
+        if over is None:
+            uow.create(self.path(event_id, n), doc)
+        else:
+            uow.update(self.path(event_id, n), doc, since=over.update_time)
+
+
+class FakePaymentStore(_Collection):
+    collection = "payments"
+
+    def get(self, payment_id: str) -> tuple[Payment, Revision] | None:
+        found = self.store.get(self.path(payment_id))
+        return (_from_doc(Payment, found[0]), found[1]) if found else None
+
+    def all(self) -> list[Payment]:
+        return [_from_doc(Payment, d) for _, d, _ in self.store.children(self.collection)]
+
+    def stage_create(self, uow: UnitOfWork, payment: Payment) -> None:
+        uow.create(self.path(payment.id), _to_doc(payment))
+
+    def stage_update(self, uow: UnitOfWork, payment: Payment, since: Revision) -> None:
+        uow.update(self.path(payment.id), _to_doc(payment), since=since)
+
+    def by_company_needing_attention(self, company_id: str, limit: int) -> list[Payment]:
+        return [p for p in self.all() if p.company_id == company_id and p.attention is not None][:limit]
+
+    def stuck(self, statuses: list[str], updated_before: datetime, limit: int) -> list[Payment]:
+        return [p for p in self.all() if p.status in statuses and p.updated_at <= updated_before][:limit]
+
+
+class FakeIdempotencyStore(_Collection):
+    collection = "idempotency"
+
+    def get(self, key_id: str) -> IdempotencyRecord | None:
+        found = self.store.get(self.path(key_id))
+        return IdempotencyRecord(key_id, found[0]["request_hash"], found[0]["resource_id"]) if found else None
+
+    def stage_create(self, uow: UnitOfWork, record: IdempotencyRecord, at: datetime) -> None:
+        doc = {"request_hash": record.request_hash, "resource_id": record.resource_id, "created_at": at}
+        uow.create(self.path(record.key_id), doc)
+
+
+class FakeProviderEventStore(_Collection):
+    collection = "webhook_events"
+
+    def seen(self, event_id: str) -> bool:
+        return self.store.get(self.path(event_id)) is not None
+
+    def stage_seen(self, uow: UnitOfWork, event_id: str, payment_id: str | None, at: datetime) -> None:
+        uow.create(self.path(event_id), {"payment_id": payment_id, "received_at": at})
+
+
+class FakeUserStore(_Collection):
+    """Users, their identities, unique usernames and companies, each commit all or nothing."""
+
+    collection = "users"
+
+    @property
+    def users(self) -> dict[str, User]:
+        return {d["id"]: _from_doc(User, d) for _, d, _ in self.store.children(self.collection)}
+
+    @property
+    def companies(self) -> dict[str, Company]:
+        return {d["id"]: _from_doc(Company, d) for _, d, _ in self.store.children("companies")}
+
+    def get(self, user_id: str) -> User | None:
+        found = self.get_for_update(user_id)
+        return found[0] if found else None
+
+    def get_for_update(self, user_id: str) -> tuple[User, Revision] | None:
+        found = self.store.get(self.path(user_id))
+        return (_from_doc(User, found[0]), found[1]) if found else None
+
+    def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
+        found = self.store.get(f"identities/{identity_key}")
+        return (found[0]["user_id"], found[0]["role"], found[0]["company_id"]) if found else None
+
+    def register(self, user: User, company: Company | None) -> None:
+        uow = self.store.new_uow()
+        uow.create(
+            f"identities/{user.identity_key}", {"user_id": user.id, "role": user.role, "company_id": user.company_id}
+        )
+        uow.create(f"usernames/{user.username.casefold()}", {"user_id": user.id})
+        uow.create(self.path(user.id), _to_doc(user))
+        if company is not None:
+            uow.create(f"companies/{company.id}", _to_doc(company))
+        try:
+            uow.commit()
+        except DocumentExists:
+            if self.store.get(f"identities/{user.identity_key}") is not None:
+                raise IdentityTaken from None
+            raise UsernameTaken from None
+
+    def update(self, user: User, previous_username: str, since: Revision) -> None:
+        uow = self.store.new_uow()
+        if user.username.casefold() != previous_username.casefold():
+            uow.create(f"usernames/{user.username.casefold()}", {"user_id": user.id})
+            uow.delete(f"usernames/{previous_username.casefold()}")
+        uow.update(self.path(user.id), _to_doc(user), since=since)
+        try:
+            uow.commit()
+        except DocumentExists:
+            raise UsernameTaken from None
+
+
+class FakeCompanyStore(_Collection):
+    collection = "companies"
+
+    def get(self, company_id: str) -> Company | None:
+        found = self.store.get(self.path(company_id))
+        return _from_doc(Company, found[0]) if found else None
+
+
+# ---- the other ports ----------------------------------------------------------------------------
 
 
 class FakeCapacity:
@@ -154,6 +500,184 @@ class FakeCapacity:
 
     def undo(self, event_id: str, retired: list[int]) -> None:
         self.undone.append((event_id, retired))
+
+
+class FakeExpiryScheduler:
+    def __init__(self) -> None:
+        self.scheduled: dict[str, datetime] = {}  # booking id -> when its expiry task runs
+
+    def schedule_expiry(self, booking_id: str, at: datetime) -> None:
+        self.scheduled[booking_id] = at
+
+
+class FakeMailer:
+    """The email sender and the log of messages sent (ConfirmationNotifier's SentLog)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []  # (to, subject, body)
+        self.claimed: set[tuple[str, str]] = set()
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        self.sent.append((to, subject, body))
+
+    def claim(self, booking_id: str, kind: str) -> bool:
+        if (booking_id, kind) in self.claimed:
+            return False
+        self.claimed.add((booking_id, kind))
+        return True
+
+    def mark_sent(self, booking_id: str, kind: str) -> None:
+        pass
+
+    def release(self, booking_id: str, kind: str) -> None:
+        self.claimed.discard((booking_id, kind))
+
+
+Outcome = Literal["succeed", "decline", "require_action", "process"]
+
+
+@dataclass
+class FakeGateway:
+    """The payment provider: intents, and the money it moved (charges, refunds) and cancellations.
+
+    Calls with an idempotency key it has seen answer as the first call did, as Stripe does. An
+    intent created with a payment method is confirmed with the next outcome of `will(...)`
+    (default: succeed); `time_out(method)` makes the next such call fail before reaching it."""
+
+    name: str = "stripe"
+    intents: dict[str, Intent] = field(default_factory=dict)
+    charges: list[tuple[str, int, str]] = field(default_factory=list)  # (intent, amount, currency)
+    refunds: list[tuple[str, int, str]] = field(default_factory=list)  # (intent, amount, idempotency key)
+    cancellations: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    timeouts: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)  # ids of the webhook events made
+    _outcomes: dict[str, Outcome] = field(default_factory=dict)  # intent id -> what confirming it does
+    _answers: dict[str, Any] = field(default_factory=dict)  # idempotency key -> Intent, refund id or error
+
+    def will(self, *outcomes: Outcome) -> None:
+        self.outcomes.extend(outcomes)
+
+    def time_out(self, method: str) -> None:
+        self.timeouts.append(method)
+
+    def refunded(self, intent_id: str) -> int:
+        return sum(amount for i, amount, _ in self.refunds if i == intent_id)
+
+    def create_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        payment_method: str | None = None,
+    ) -> Intent:
+        return self._once(
+            idempotency_key, "create_intent", lambda: self._create(amount, currency, metadata, payment_method)
+        )
+
+    def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        return self._once(idempotency_key, "confirm_intent", lambda: self._confirm(intent_id))
+
+    def retrieve_intent(self, intent_id: str) -> Intent:
+        return self.intents[intent_id]
+
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        def cancel() -> Intent:
+            intent = self.intents[intent_id]
+            if intent.status not in ("requires_payment_method", "requires_confirmation", "requires_action"):
+                raise NotCancellable(intent.status)
+            self.cancellations.append(intent_id)
+            return self._set(intent_id, "canceled")
+
+        return self._once(idempotency_key, "cancel_intent", cancel)
+
+    def recent_intents(self, since: datetime) -> Iterator[Intent]:
+        return iter(list(self.intents.values()))
+
+    def refund(self, intent_id: str, *, idempotency_key: str) -> str:
+        def refund() -> str:
+            intent = self.intents[intent_id]
+            self.refunds.append((intent_id, intent.amount, idempotency_key))
+            return f"re_{len(self.refunds)}"
+
+        return self._once(idempotency_key, "refund", refund)
+
+    def settle(self, intent_id: str, outcome: Outcome = "succeed") -> Intent:
+        """The buyer finishes paying outside our API (client-side confirmation, 3-D Secure), or an
+        asynchronous payment method settles."""
+        self._outcomes[intent_id] = outcome
+        try:
+            return self._confirm(intent_id)
+        except Declined:
+            return self.intents[intent_id]
+
+    def webhook(self, intent_id: str, status: str | None = None, event_id: str | None = None) -> tuple[bytes, str]:
+        """A signed delivery of the provider event saying what became of the intent."""
+        intent = self.intents[intent_id]
+        event_id = event_id or f"evt_{len(self.delivered) + 1}"
+        self.delivered.append(event_id)
+        body = {
+            "id": event_id,
+            "status": status or intent.status,
+            "intent": {
+                "id": intent.id,
+                "status": intent.status,
+                "amount": intent.amount,
+                "currency": intent.currency,
+                "metadata": intent.metadata,
+            },
+        }
+        payload = json.dumps(body).encode()
+        return payload, _sign(payload)
+
+    def parse_webhook(self, payload: bytes, signature: str | None) -> ProviderEvent:
+        if signature != _sign(payload):
+            raise BadSignature()
+        body = json.loads(payload)
+        return ProviderEvent(body["id"], body["status"], Intent(**body["intent"]))
+
+    def _once(self, key: str, method: str, call: Callable[[], T]) -> T:
+        if method in self.timeouts:
+            self.timeouts.remove(method)
+            raise ProviderUnavailable(f"{method} timed out")
+        if key not in self._answers:
+            try:
+                self._answers[key] = call()
+            except (Declined, NotCancellable) as exc:
+                self._answers[key] = exc
+        answer = self._answers[key]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    def _create(self, amount: int, currency: str, metadata: dict[str, str], payment_method: str | None) -> Intent:
+        intent_id = f"pi_{len(self.intents) + 1}"
+        status = "requires_confirmation" if payment_method else "requires_payment_method"
+        intent = Intent(intent_id, status, amount, currency, f"{intent_id}_secret", dict(metadata))
+        self.intents[intent_id] = intent
+        self._outcomes[intent_id] = self.outcomes.pop(0) if self.outcomes else "succeed"
+        return intent
+
+    def _confirm(self, intent_id: str) -> Intent:
+        outcome = self._outcomes[intent_id]
+        if outcome == "decline":
+            self._set(intent_id, "requires_payment_method")
+            raise Declined("card_declined", intent_id)
+        status = {"succeed": "succeeded", "require_action": "requires_action", "process": "processing"}[outcome]
+        return self._set(intent_id, status)
+
+    def _set(self, intent_id: str, status: str) -> Intent:
+        intent = replace(self.intents[intent_id], status=status)
+        self.intents[intent_id] = intent
+        if status == "succeeded":
+            self.charges.append((intent_id, intent.amount, intent.currency))
+        return intent
+
+
+def _sign(payload: bytes) -> str:
+    return hashlib.sha256(b"whsec_test" + payload).hexdigest()
 
 
 class FakeVerifier:
@@ -176,3 +700,82 @@ class FakeVerifier:
             return self.identities[token]
         except KeyError:
             raise Unauthenticated("token not valid") from None
+
+
+# ---- time and wiring ----------------------------------------------------------------------------
+
+
+class Clock:
+    """The services' `utcnow`, frozen until a test moves it on."""
+
+    MODULES = (
+        "shared.services.bookings",
+        "shared.services.payments.ledger",
+        "shared.services.payments.paying",
+        "shared.services.payments.intake",
+        "shared.services.payments.finalising",
+        "shared.services.payments.refunding",
+        "shared.services.payments.reconciling",
+    )
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.at = datetime.now(UTC)
+        for module in self.MODULES:
+            monkeypatch.setattr(f"{module}.utcnow", self.now)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, by: timedelta) -> datetime:
+        self.at += by
+        return self.at
+
+
+class Wired:
+    """The booking and payment services over one document store, wired as shared.bootstrap does."""
+
+    def __init__(
+        self,
+        hold_ttl: timedelta = timedelta(minutes=10),
+        max_pending: int = 2,
+        grace: timedelta = timedelta(minutes=15),
+        store: DocumentStore | None = None,
+    ) -> None:
+        """`store`: the documents of another Wired (another process of the same deployment)."""
+        self.store = store or DocumentStore()
+        self.events = FakeEventStore(self.store)
+        self.bookings = FakeBookingStore(self.store)
+        self.payments = FakePaymentStore(self.store)
+        self.inventory = FakeInventory(self.store)
+        self.keys = FakeIdempotencyStore(self.store)
+        self.gateway = FakeGateway()
+        self.expiry = FakeExpiryScheduler()
+        new_uow, gateway = self.store.new_uow, lambda: self.gateway
+        picker = SlotPicker(self.inventory, random.Random(7))
+        rules = BookingRules(hold_ttl=hold_ttl, max_pending_per_buyer=max_pending)
+        self.booking = BookingService(
+            self.bookings, self.keys, self.events, self.inventory, picker, self.expiry, rules, new_uow
+        )
+        self.ledger = ledger = PaymentLedger(self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace))
+        self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
+        self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)
+        self.refunding = Refunding(
+            self.payments, self.bookings, self.inventory, ledger, gateway, new_uow, released=picker.released
+        )
+        self.finalising = Finalising(
+            self.payments, self.bookings, self.events, self.inventory, picker, ledger, self.refunding, new_uow
+        )
+        self.reconciling = Reconciling(self.payments, self.bookings, ledger, self.finalising, gateway, ledger.rules)
+
+    def booking_of(self, booking_id: str) -> Booking:
+        found = self.bookings.get(booking_id)
+        assert found is not None, f"no booking {booking_id}"
+        return found[0]
+
+    def payment_of(self, payment_id: str) -> Payment:
+        found = self.payments.get(payment_id)
+        assert found is not None, f"no payment {payment_id}"
+        return found[0]
+
+    def claims_of(self, booking: Booking) -> list[Claim]:
+        return sorted(self.inventory.claims_of(booking.event_id, booking.id), key=lambda c: c.n)

@@ -20,12 +20,13 @@ from shared.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
+from shared.domain_events import Actor
 from shared.models import Event, new_id
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch
 from shared.services.events import SCAN_BUDGET, EventService
 from shared.services.identity import Principal
 from shared.services.paging import encode_token
-from tests.unit.fakes import FakeCapacity, FakeEventStore, FakeInventory
+from tests.unit.fakes import DocumentStore, FakeCapacity, FakeEventStore, FakeInventory
 
 ADMIN_A = Principal("user-a", "admin", "company-a")
 ADMIN_B = Principal("user-b", "admin", "company-b")
@@ -86,13 +87,18 @@ def search_for(**params: Any) -> EventSearch:
 
 
 @pytest.fixture
-def store() -> FakeEventStore:
-    return FakeEventStore()
+def docs() -> DocumentStore:
+    return DocumentStore()
 
 
 @pytest.fixture
-def inventory() -> FakeInventory:
-    return FakeInventory()
+def store(docs: DocumentStore) -> FakeEventStore:
+    return FakeEventStore(docs)
+
+
+@pytest.fixture
+def inventory(docs: DocumentStore) -> FakeInventory:
+    return FakeInventory(docs)
 
 
 @pytest.fixture
@@ -101,8 +107,10 @@ def capacity() -> FakeCapacity:
 
 
 @pytest.fixture
-def service(store: FakeEventStore, inventory: FakeInventory, capacity: FakeCapacity) -> EventService:
-    return EventService(store, inventory, capacity)
+def service(
+    docs: DocumentStore, store: FakeEventStore, inventory: FakeInventory, capacity: FakeCapacity
+) -> EventService:
+    return EventService(store, inventory, capacity, docs.new_uow)
 
 
 def field_of(raised: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
@@ -112,7 +120,9 @@ def field_of(raised: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
 # ---- create -------------------------------------------------------------------------------
 
 
-def test_admin_creates_a_published_event_for_their_company(service: EventService, store: FakeEventStore) -> None:
+def test_admin_creates_a_published_event_for_their_company(
+    service: EventService, store: FakeEventStore, docs: DocumentStore
+) -> None:
     view = service.create(ADMIN_A, event_in())
     event = store.get(view.event.id)
     assert event == view.event
@@ -120,6 +130,14 @@ def test_admin_creates_a_published_event_for_their_company(service: EventService
     assert event.max_tickets_per_booking == 10
     out = view.out()
     assert (out.available_tickets, out.current_price, out.event_time) == (100, 2500, "20:00")
+    [created] = docs.events
+    assert (created.action, created.object_id, created.actor, created.sequence) == (
+        "event.created",
+        event.id,
+        Actor.user("user-a"),
+        1,
+    )
+    assert (created.company_id, created.event_id, created.topics) == ("company-a", event.id, ())
 
 
 def test_starts_at_is_the_local_time_in_utc(service: EventService) -> None:
@@ -246,13 +264,28 @@ def test_available_tickets_never_go_negative() -> None:
 # ---- update -------------------------------------------------------------------------------
 
 
-def test_update_applies_changes_and_bumps_the_version(service: EventService, store: FakeEventStore) -> None:
+def test_update_applies_changes_and_bumps_the_version(
+    service: EventService, store: FakeEventStore, docs: DocumentStore
+) -> None:
     event = store.add(make_event())
     view = service.update(ADMIN_A, event.id, EventPatch(name="Summer Concert"), '"1"')
     assert view.event.version == 2
     assert view.event.name == "Summer Concert"
     assert view.event.updated_at >= event.updated_at
     assert store.get(event.id) == view.event
+    [updated] = docs.events
+    assert (updated.action, updated.actor, updated.sequence) == ("event.updated", Actor.user("user-a"), 2)
+    assert updated.changes == {"name": ["Spring Concert", "Summer Concert"]}
+
+
+def test_each_update_is_one_more_in_the_events_sequence(
+    service: EventService, store: FakeEventStore, docs: DocumentStore
+) -> None:
+    event = store.add(make_event())
+    for version in (1, 2, 3):
+        service.update(ADMIN_A, event.id, EventPatch(name=f"Name {version}"), f'"{version}"')
+    assert [e.sequence for e in docs.events_of(event.id)] == [2, 3, 4]
+    assert store.get(event.id).version == 4  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("if_match", ['"1"', "1", 'W/"1"', ' "1" '])
@@ -280,29 +313,65 @@ def test_unparseable_if_match_is_a_validation_error(service: EventService, store
         service.update(ADMIN_A, event.id, EventPatch(name="X"), '"abc"')
 
 
-def test_stale_version_is_a_version_conflict(service: EventService, store: FakeEventStore) -> None:
+def test_stale_version_is_a_version_conflict(service: EventService, store: FakeEventStore, docs: DocumentStore) -> None:
     event = store.add(make_event(version=3))
     with pytest.raises(VersionConflict) as raised:
         service.update(ADMIN_A, event.id, EventPatch(name="X"), '"2"')
-    assert raised.value.status == 412
+    assert (raised.value.status, raised.value.code) == (412, "version_conflict")
     assert store.get(event.id) == event
+    assert docs.events == []
 
 
+@pytest.mark.parametrize(
+    ("winner", "given_back"),
+    [
+        (EventPatch(name="Renamed meanwhile"), list(range(90, 100))),
+        (EventPatch(capacity=95), list(range(90, 95))),  # the winner's capacity retires 95..99 itself
+    ],
+)
 def test_change_saved_by_someone_else_meanwhile_is_a_version_conflict(
-    service: EventService, store: FakeEventStore, capacity: FakeCapacity, monkeypatch: pytest.MonkeyPatch
+    service: EventService,
+    store: FakeEventStore,
+    docs: DocumentStore,
+    capacity: FakeCapacity,
+    winner: EventPatch,
+    given_back: list[int],
 ) -> None:
+    """Both read version 1; the other writer commits between this update's read and its commit."""
     event = store.add(make_event(capacity=100))
-    save = store.save
-
-    def save_after_another_writer(revised: Event, expected_version: int) -> None:
-        store.bump(revised.id)
-        save(revised, expected_version)
-
-    monkeypatch.setattr(store, "save", save_after_another_writer)
-    with pytest.raises(VersionConflict):
+    docs.before_next_commit(lambda: service.update(ADMIN_A, event.id, winner, '"1"'))
+    with pytest.raises(VersionConflict) as raised:
         service.update(ADMIN_A, event.id, EventPatch(capacity=90), '"1"')
-    assert capacity.undone == [(event.id, list(range(90, 100)))]
-    assert store.get(event.id).version == 2  # type: ignore[union-attr]  # the other writer's
+    assert (raised.value.status, raised.value.code) == (412, "version_conflict")
+    saved = store.get(event.id)
+    assert saved is not None
+    assert (saved.version, saved.capacity) == (2, winner.capacity or 100)  # the other writer's
+    assert capacity.undone == [(event.id, given_back)]
+    assert docs.actions(event.id) == ["event.updated"], "only the winner's change is in the stream"
+
+
+def test_of_concurrent_updates_with_the_same_version_exactly_one_wins(
+    service: EventService, store: FakeEventStore, docs: DocumentStore
+) -> None:
+    event = store.add(make_event())
+    outcomes: list[str] = []
+
+    def other() -> None:
+        try:
+            service.update(ADMIN_A, event.id, EventPatch(name="B"), '"1"')
+            outcomes.append("B saved")
+        except VersionConflict:
+            outcomes.append("B 412")
+
+    docs.before_next_commit(other)
+    try:
+        service.update(ADMIN_A, event.id, EventPatch(name="A"), '"1"')
+        outcomes.append("A saved")
+    except VersionConflict:
+        outcomes.append("A 412")
+    assert sorted(outcomes) == ["A 412", "B saved"]
+    assert store.get(event.id).name == "B"  # type: ignore[union-attr]
+    assert len(docs.events_of(event.id)) == 1
 
 
 def test_other_companys_admin_cannot_change_a_published_event(service: EventService, store: FakeEventStore) -> None:
@@ -330,7 +399,7 @@ def test_update_of_an_unknown_event_is_not_found(service: EventService) -> None:
 
 
 def test_capacity_below_tickets_taken_is_refused(
-    service: EventService, store: FakeEventStore, inventory: FakeInventory, capacity: FakeCapacity
+    service: EventService, store: FakeEventStore, inventory: FakeInventory, capacity: FakeCapacity, docs: DocumentStore
 ) -> None:
     event = store.add(make_event(capacity=100))
     inventory.set_taken(event.id, 40)
@@ -339,6 +408,7 @@ def test_capacity_below_tickets_taken_is_refused(
     assert raised.value.status == 409
     assert store.get(event.id) == event
     assert capacity.changes == []
+    assert docs.events == []
 
 
 def test_capacity_down_to_tickets_taken_is_allowed(

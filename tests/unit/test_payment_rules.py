@@ -3,7 +3,7 @@
 Payment.can_become: a payment never moves backwards (nothing returns to `creating`, `succeeded` only
 becomes `refunded`, `refunded` is final). Booking.status_at: a pending booking past its end is
 expired on every read. The processing grace: a payment the provider is still processing keeps its
-booking's hold once, for a bounded time (PaymentService with in-memory stand-ins).
+booking's hold once, for a bounded time (Paying and PaymentLedger with in-memory stand-ins).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any, get_args
 
 import pytest
 
-from shared.dal.inventory import Claim
-from shared.models import Booking, BookingStatus, Payment, PaymentStatus
-from shared.payments.gateway import Intent
+from shared.domain_events import Actor
+from shared.models import Booking, BookingStatus, Event, Payment, PaymentStatus
+from shared.services.bookings import HoldRequest
 from shared.services.identity import Principal
-from shared.services.payments import PaymentRules, PaymentService
+from shared.services.payments.paying import PayRequest
+from tests.unit.fakes import Clock, Wired
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 STATUSES: tuple[str, ...] = get_args(PaymentStatus)
@@ -141,117 +142,71 @@ def test_moving_a_booking_records_why() -> None:
     assert len(confirmed.history) == 2
 
 
-# ---- the processing grace (PaymentService with in-memory stand-ins) ---------------------------------
-
-
-class Stores:
-    """Payments, bookings and claims in memory, with the update-time checks of the real DALs."""
-
-    def __init__(self, held: Booking) -> None:
-        self.bookings: dict[str, tuple[Booking, int]] = {held.id: (held, 1)}
-        self.payments_: dict[str, tuple[Payment, int]] = {}
-        self.claims = [Claim(n, "held", held.id, held.expires_at, 1) for n in range(held.quantity)]
-        self.extensions = 0
-
-    # BookingStore
-    def get(self, booking_id: str) -> tuple[Booking, Any] | None:
-        return self.bookings.get(booking_id)
-
-    def idempotency(self, key_id: str) -> None:
-        return None
-
-    def extend_hold(self, after: Booking, update_time: Any, claims: list[Claim]) -> None:
-        assert self.bookings[after.id][1] == update_time
-        self.bookings[after.id] = (after, update_time + 1)
-        self.claims = [replace(c, held_until=after.expires_at) for c in claims]
-        self.extensions += 1
-
-    # Claims
-    def claims_of(self, event_id: str, booking_id: str) -> list[Claim]:
-        return [c for c in self.claims if c.booking_id == booking_id]
-
-
-class PaymentStoreFake:
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-
-    def get(self, payment_id: str) -> tuple[Payment, Any] | None:
-        return self.stores.payments_.get(payment_id)
-
-    def begin(self, counted: Booking, update_time: Any, new: Payment, record: Any) -> None:
-        assert self.stores.bookings[counted.id][1] == update_time
-        self.stores.bookings[counted.id] = (counted, update_time + 1)
-        self.stores.payments_[new.id] = (new, 1)
-
-    def save(self, changed: Payment, update_time: Any, messages: Any = ()) -> None:
-        assert self.stores.payments_[changed.id][1] == update_time
-        self.stores.payments_[changed.id] = (changed, update_time + 1)
-
-
-class ProcessingGateway:
-    """Confirms every intent into `processing` (an async payment method, such as SEPA Direct Debit)."""
-
-    name = "stripe"
-
-    def __init__(self) -> None:
-        self.created = 0
-
-    def create_intent(self, *, amount: int, currency: str, metadata: dict[str, str], **_: Any) -> Intent:
-        self.created += 1
-        return Intent(f"pi_{self.created}", "requires_confirmation", amount, currency, "secret", metadata)
-
-    def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
-        return Intent(intent_id, "processing", 5000, "EUR", "secret", {})
-
-
-class Relay:
-    def deliver(self, messages: list[Any]) -> int:
-        return len(messages)
-
-
-def service(stores: Stores, grace: timedelta) -> PaymentService:
-    gateway = ProcessingGateway()
-    return PaymentService(
-        PaymentStoreFake(stores),  # type: ignore[arg-type]
-        stores,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        stores,
-        None,  # type: ignore[arg-type]
-        lambda: gateway,  # type: ignore[arg-type,return-value]
-        Relay(),  # type: ignore[arg-type]
-        PaymentRules(processing_grace=grace),
-    )
-
+# ---- the processing grace (Paying and PaymentLedger with in-memory stand-ins) -------------------------
 
 BUYER = Principal(user_id="u1", role="user", company_id=None)
 
 
-def test_a_processing_payment_extends_a_short_hold_once() -> None:
-    start = datetime.now(UTC)
-    stores = Stores(booking(expires_at=start + timedelta(seconds=30)))
-    payments = service(stores, timedelta(minutes=15))
+def hold_and_pay_processing(clock: Clock, hold_ttl: timedelta) -> tuple[Wired, Booking]:
+    """A buyer holds two tickets and pays with a method that settles later (SEPA Direct Debit)."""
+    app = Wired(hold_ttl=hold_ttl, grace=timedelta(minutes=15))
+    starts = clock.now() + timedelta(days=30)
+    app.events.add(
+        Event(
+            id="e1",
+            company_id="c1",
+            name="Concert",
+            description=None,
+            event_date=starts.date(),
+            event_time=starts.time().replace(microsecond=0),
+            timezone="UTC",
+            venue="Hall",
+            location_lat=52.5,
+            location_long=13.4,
+            capacity=10,
+            base_price=2500,
+            surge_price=2500,
+            surge_threshold=0.9,
+            currency="EUR",
+            max_tickets_per_booking=4,
+            status="published",
+            version=1,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+    )
+    held, _ = app.booking.hold(lambda: BUYER, "sub1", HoldRequest("e1", 2))
+    app.gateway.will("process")
+    paid, outcome = app.paying.pay(BUYER, PayRequest(held.id, "pm_sepa"))
+    assert (paid.status, outcome) == ("processing", "created")
+    return app, held
 
-    first = payments.pay(BUYER, "b1", "pm_sepa", None)
 
-    assert first.status == "processing"
-    extended = stores.bookings["b1"][0]
+def test_a_processing_payment_extends_a_short_hold_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(monkeypatch)
+    app, held = hold_and_pay_processing(clock, timedelta(seconds=30))
+
+    extended = app.booking_of(held.id)
     assert extended.status == "pending_payment"
-    assert start + timedelta(minutes=14) < extended.expires_at <= datetime.now(UTC) + timedelta(minutes=15)
+    assert extended.expires_at == clock.now() + timedelta(minutes=15)
     assert extended.history[-1]["reason"] == "payment processing"
-    assert all(c.held_until == extended.expires_at for c in stores.claims), "the tickets are held as long"
+    assert [c.held_until for c in app.claims_of(extended)] == [extended.expires_at] * 2, "the tickets are held as long"
+    assert app.bookings.buyer_holds("e1", "u1").pending == {held.id: extended.expires_at}
+    [grace] = [e for e in app.store.events_of(held.id) if e.action == "booking.extended"]
+    assert grace.changes["expires_at"][1] == extended.expires_at.isoformat().replace("+00:00", "Z")
+    assert grace.actor == Actor.user("u1")
 
-    second = payments.pay(BUYER, "b1", "pm_sepa", None)
+    clock.advance(timedelta(minutes=1))
+    second, outcome = app.paying.pay(BUYER, PayRequest(held.id, "pm_sepa"))
 
-    assert second.status == "processing"
-    assert stores.extensions == 1, "once per booking"
-    assert stores.bookings["b1"][0].expires_at == extended.expires_at
+    assert (second.status, outcome) == ("processing", "joined")
+    assert app.store.actions(held.id).count("booking.extended") == 1, "once per booking"
+    assert app.booking_of(held.id).expires_at == extended.expires_at
 
 
-def test_the_grace_never_shortens_a_longer_hold() -> None:
-    far = datetime.now(UTC) + timedelta(hours=2)
-    stores = Stores(booking(expires_at=far))
+def test_the_grace_never_shortens_a_longer_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(monkeypatch)
+    app, held = hold_and_pay_processing(clock, timedelta(hours=2))
 
-    service(stores, timedelta(minutes=15)).pay(BUYER, "b1", "pm_sepa", None)
-
-    assert stores.extensions == 0
-    assert stores.bookings["b1"][0].expires_at == far
+    assert "booking.extended" not in app.store.actions(held.id)
+    assert app.booking_of(held.id).expires_at == held.expires_at

@@ -12,7 +12,7 @@ from shared.core.errors import AlreadyRegistered, Forbidden, NotFound, NotRegist
 from shared.schemas import UserIn, UserPatch
 from shared.services.identity import Authenticator, Principal, identity_key
 from shared.services.users import UserService
-from tests.unit.fakes import FakeCompanyStore, FakeUserStore, FakeVerifier
+from tests.unit.fakes import DocumentStore, FakeCompanyStore, FakeUserStore, FakeVerifier
 
 ISSUER = "https://issuer.example"
 
@@ -47,13 +47,18 @@ def identity(subject: str = "sub-1", issuer: str = ISSUER) -> Identity:
 
 
 @pytest.fixture
-def store() -> FakeUserStore:
-    return FakeUserStore()
+def docs() -> DocumentStore:
+    return DocumentStore()
 
 
 @pytest.fixture
-def service(store: FakeUserStore) -> UserService:
-    return UserService(store, FakeCompanyStore(store))
+def store(docs: DocumentStore) -> FakeUserStore:
+    return FakeUserStore(docs)
+
+
+@pytest.fixture
+def service(docs: DocumentStore, store: FakeUserStore) -> UserService:
+    return UserService(store, FakeCompanyStore(docs))
 
 
 def principal_of(user: Any) -> Principal:
@@ -94,15 +99,17 @@ def test_second_registration_of_a_subject_is_already_registered(service: UserSer
 
 
 def test_registration_racing_another_for_the_same_subject_is_already_registered(
-    service: UserService, store: FakeUserStore
+    service: UserService, store: FakeUserStore, docs: DocumentStore
 ) -> None:
-    other = UserService(store, FakeCompanyStore(store))
-    lookups = store.access_for
-    store.access_for = lambda key: None  # type: ignore[method-assign]  # both checked before either wrote
-    other.register(identity("sub-1"), user_in(username="first"))
+    """Both checked the identity before either wrote it: the commit that comes second loses."""
+    first = UserService(store, FakeCompanyStore(docs))
+    docs.before_next_commit(lambda: first.register(identity("sub-1"), user_in(username="first")))
     with pytest.raises(AlreadyRegistered):
         service.register(identity("sub-1"), user_in(username="second"))
-    store.access_for = lookups  # type: ignore[method-assign]
+    registered = store.access_for(identity_key(identity("sub-1")))
+    assert registered is not None
+    assert store.get(registered[0]).username == "first"  # type: ignore[union-attr]
+    assert [u.username for u in store.users.values()] == ["first"]
 
 
 @pytest.mark.parametrize("taken", ["ada", "ADA"])
@@ -168,12 +175,38 @@ def test_update_me_moves_the_username(service: UserService, store: FakeUserStore
     assert store.get(user.id).username == "countess"  # type: ignore[union-attr]
 
 
-def test_update_me_to_a_taken_username_is_a_validation_error(service: UserService) -> None:
+def test_update_me_to_a_taken_username_is_a_validation_error(service: UserService, store: FakeUserStore) -> None:
     service.register(identity("a"), user_in(username="ada"))
     bob = service.register(identity("b"), user_in(username="bob"))
     with pytest.raises(ValidationFailed) as raised:
         service.update_me(principal_of(bob), UserPatch(username="Ada"))
     assert raised.value.extra["errors"][0]["field"] == "username"
+    assert store.get(bob.id) == bob
+
+
+def test_update_me_racing_another_change_of_the_same_user_keeps_both(
+    service: UserService, store: FakeUserStore, docs: DocumentStore
+) -> None:
+    """Compare and set: the patch is applied again on top of what the other writer saved."""
+    user = service.register(identity(), user_in())
+    docs.before_next_commit(lambda: service.update_me(principal_of(user), UserPatch(phone_number="+447700900999")))
+    changed = service.update_me(principal_of(user), UserPatch(name="Ada King"))
+    assert (changed.name, changed.phone_number) == ("Ada King", "+447700900999")
+    assert store.get(user.id) == changed
+
+
+def test_renames_racing_for_one_username_leave_one_owner(
+    service: UserService, store: FakeUserStore, docs: DocumentStore
+) -> None:
+    ada = service.register(identity("a"), user_in(username="ada"))
+    bob = service.register(identity("b"), user_in(username="bob"))
+    docs.before_next_commit(lambda: service.update_me(principal_of(ada), UserPatch(username="countess")))
+    with pytest.raises(ValidationFailed):
+        service.update_me(principal_of(bob), UserPatch(username="Countess"))
+    assert store.get(ada.id).username == "countess"  # type: ignore[union-attr]
+    assert store.get(bob.id).username == "bob"  # type: ignore[union-attr]
+    other = service.register(identity("c"), user_in(username="ada"))  # ada's old name was given back
+    assert other.username == "ada"
 
 
 @pytest.mark.parametrize("body", [{}, {"name": None}, {"role": "admin"}, {"email": "x@example.com"}])
@@ -251,7 +284,7 @@ def test_principal_is_cached_but_the_token_is_verified_every_time(
     token = verifier.issue("buyer-1")
     service.register(Identity(FakeVerifier.ISSUER, "buyer-1"), user_in())
     authenticator.principal(f"Bearer {token}")
-    store.access_for = lambda key: pytest.fail("looked up again")  # type: ignore[method-assign]
+    store.access_for = lambda key: pytest.fail("looked up again")  # type: ignore[method-assign,assignment]
     authenticator.principal(f"Bearer {token}")
     assert verifier.calls == 2
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from shared.core.errors import (
     BookingNotPayable,
@@ -52,6 +52,7 @@ from shared.services.retry import backoff
 
 POLL_SECONDS = 0.1
 PayOutcome = Literal["created", "replayed", "joined"]
+UNKNOWN_METHOD = "unknown_payment_method"
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,17 @@ class Paying:
             raise PaymentInProgress(f"a payment of this booking is {previous.status}")
         if previous.open:
             if same_request:
-                return previous
+                return self._resume(previous, actor)
             self._cancel_open(previous, actor)
         return None
+
+    def _resume(self, payment: Payment, actor: Actor) -> Payment:
+        """An attempt with a payment method that the provider has not confirmed yet (the confirm
+        call timed out, or its answer was lost) is confirmed now, with the same provider keys, so
+        a retry finishes it instead of returning it unpaid. Other open attempts wait for the buyer."""
+        if payment.payment_method and payment.status == "requires_confirmation":
+            return self._call_provider(payment, actor)
+        return payment
 
     def _await_provider(self, payment: Payment, actor: Actor) -> Payment:
         """Wait a little for an attempt whose provider call is under way; resume one whose call
@@ -209,13 +218,10 @@ class Paying:
                 payment = self.ledger.record_intent(payment.id, intent, actor)
         except Declined as exc:
             self.ledger.record_failure(payment.id, exc.code, exc.intent_id, actor)
-            raise PaymentDeclined(f"declined: {exc.code}") from None
+            _refuse(exc.code)
         except UnknownPaymentMethod:
-            self.ledger.record_failure(payment.id, "unknown_payment_method", None, actor)
-            raise ValidationFailed(
-                "the payment provider does not know this payment method",
-                [{"field": "payment_method", "message": "unknown payment method"}],
-            ) from None
+            self.ledger.record_failure(payment.id, UNKNOWN_METHOD, None, actor)
+            _refuse(UNKNOWN_METHOD)
         except ProviderBusy:
             raise PaymentInProgress("the provider is still answering the first call of this attempt") from None
         except ProviderUnavailable:
@@ -234,7 +240,19 @@ class Paying:
         payment = self._await_provider(found[0], actor)
         if payment.status == "creating":
             raise PaymentInProgress("the provider has not answered the first request with this key yet")
-        return payment
+        if payment.status == "failed":  # the same answer as the first time
+            _refuse(payment.failure_code or "declined")
+        return self._resume(payment, actor)
+
+
+def _refuse(failure_code: str) -> NoReturn:
+    """The client's answer to a failed attempt, the first time and on every replay of it."""
+    if failure_code == UNKNOWN_METHOD:
+        raise ValidationFailed(
+            "the payment provider does not know this payment method",
+            [{"field": "payment_method", "message": "unknown payment method"}],
+        )
+    raise PaymentDeclined(f"declined: {failure_code}")
 
 
 def _key_id(user_id: str, key: str) -> str:
