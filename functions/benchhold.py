@@ -32,7 +32,7 @@ def bare_hold(req: ApiRequest) -> ApiResponse:
     event = c.events.events.get(req.params["event_id"])
     if event is None:
         raise NotFound("event not found")
-    bookings = c.bookings
+    holding = c.holding
     for _attempt in range(12):
         now = utcnow()
         try:
@@ -56,7 +56,7 @@ def bare_hold(req: ApiRequest) -> ApiResponse:
             updated_at=now,
         )
         try:
-            bookings.commit_hold(HoldPlan(booking, picks, BuyerHolds()), Actor.user(user))
+            holding.commit_hold(HoldPlan(booking, picks, BuyerHolds()), Actor.user(user))
         except DocumentExists:
             c.slot_picker.done(event.id, picks, claimed=False)
             c.slot_picker.collided(event.id, picks, now)

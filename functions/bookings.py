@@ -12,7 +12,7 @@ from shared.core.errors import ValidationFailed
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
 from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut
-from shared.services.bookings import HoldRequest
+from shared.services.bookings.ports import HoldRequest
 
 start()
 router = Router()
@@ -37,7 +37,7 @@ def hold(req: ApiRequest) -> ApiResponse:
     identity = c.authenticator.identity(req.header("Authorization"))
     body = req.json_body(BookingIn)
     request = HoldRequest(req.params["event_id"], body.quantity, idempotency_key(req))
-    booking, _created = c.bookings.hold(lambda: c.authenticator.principal_of(identity), identity.subject, request)
+    booking, _created = c.holding.hold(lambda: c.authenticator.principal_of(identity), identity.subject, request)
     return json_response(201, BookingOut.of(booking, utcnow()))
 
 
@@ -46,7 +46,9 @@ def of_event(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     query = req.query(ListQuery)
-    return json_response(200, c.bookings.of_event(principal, req.params["event_id"], query.limit, query.page_token))
+    return json_response(
+        200, c.booking_queries.of_event(principal, req.params["event_id"], query.limit, query.page_token)
+    )
 
 
 @router.route("GET", "/v1/bookings")
@@ -54,14 +56,14 @@ def mine(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     query = req.query(ListQuery)
-    return json_response(200, c.bookings.mine(principal, query.limit, query.page_token))
+    return json_response(200, c.booking_queries.mine(principal, query.limit, query.page_token))
 
 
 @router.route("GET", "/v1/bookings/{booking_id}")
 def get(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    booking = c.bookings.get(principal, req.params["booking_id"])
+    booking = c.booking_queries.get(principal, req.params["booking_id"])
     latest = c.payment_queries.latest_of(booking)
     payment = PaymentOut.of(latest, for_buyer=booking.user_id == principal.user_id) if latest else None
     return json_response(200, BookingOut.of(booking, utcnow(), payment))
@@ -71,7 +73,7 @@ def get(req: ApiRequest) -> ApiResponse:
 def cancel(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    return json_response(200, BookingOut.of(c.bookings.cancel(principal, req.params["booking_id"]), utcnow()))
+    return json_response(200, BookingOut.of(c.releasing.cancel(principal, req.params["booking_id"]), utcnow()))
 
 
 @functions_framework.http

@@ -25,7 +25,7 @@ class ExpireTask(BaseModel):
 @router.route("POST", "/tasks/expire-booking")
 def expire_booking(req: ApiRequest) -> ApiResponse:
     task = req.json_body(ExpireTask)
-    expired = container().bookings.expire(task.booking_id)
+    expired = container().releasing.expire(task.booking_id)
     return json_response(200, {"booking_id": task.booking_id, "expired": expired is not None})
 
 
@@ -33,7 +33,7 @@ def expire_booking(req: ApiRequest) -> ApiResponse:
 def sweep(req: ApiRequest) -> ApiResponse:
     """Every minute: expire what the tasks missed, relay what the domain-event stream still holds."""
     c = container()
-    expired = c.bookings.sweep(settings.sweep_batch_size)
+    expired = c.releasing.sweep(settings.sweep_batch_size)
     stale = utcnow() - timedelta(seconds=settings.outbox_grace_seconds)
     published = c.relay.deliver_pending(c.stream.unpublished(stale, settings.sweep_batch_size))
     return json_response(200, {"expired": expired, "published": published})

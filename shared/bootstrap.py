@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from shared.messaging import OutboxRelay
     from shared.payments.gateway import PaymentGateway
     from shared.services.audit import AuditLog
-    from shared.services.bookings import BookingService
+    from shared.services.bookings.holding import Holding
+    from shared.services.bookings.queries import BookingQueries
+    from shared.services.bookings.releasing import Releasing
     from shared.services.cache import CachedEvents
+    from shared.services.counting import TakenCounter
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
@@ -157,26 +160,46 @@ class Container:
         return CachedEvents(self.event_store)
 
     @cached_property
-    def bookings(self) -> BookingService:
+    def taken_counter(self) -> TakenCounter:
+        from shared.services.counting import TakenCounter
+
+        return TakenCounter(self.inventory.taken)
+
+    @cached_property
+    def holding(self) -> Holding:
         from datetime import timedelta
 
-        from shared.services.bookings import BookingRules, BookingService
+        from shared.services.bookings.holding import Holding
+        from shared.services.bookings.ports import BookingRules
         from shared.tasks import CloudTasksExpiryScheduler
 
         rules = BookingRules(
             hold_ttl=timedelta(seconds=self.settings.hold_ttl_seconds),
             max_pending_per_buyer=self.settings.max_pending_bookings_per_buyer,
         )
-        return BookingService(
+        return Holding(
             self.booking_store,
             self.idempotency,
             self.event_cache,
             self.inventory,
             self.slot_picker,
+            self.taken_counter,
             CloudTasksExpiryScheduler(self.settings),
             rules,
             self.new_uow,
         )
+
+    @cached_property
+    def releasing(self) -> Releasing:
+        from shared.services.bookings.releasing import Releasing
+
+        return Releasing(self.booking_store, self.inventory, self.slot_picker, self.taken_counter, self.new_uow)
+
+    @cached_property
+    def booking_queries(self) -> BookingQueries:
+        from shared.services.bookings.queries import BookingQueries
+
+        return BookingQueries(self.booking_store, self.event_cache)
 
     @cached_property
     def payment_ledger(self) -> PaymentLedger:

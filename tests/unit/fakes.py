@@ -45,7 +45,10 @@ from shared.payments.gateway import (
     ProviderEvent,
     ProviderUnavailable,
 )
-from shared.services.bookings import BookingRules, BookingService
+from shared.services.bookings.holding import Holding
+from shared.services.bookings.ports import BookingRules
+from shared.services.bookings.releasing import Releasing
+from shared.services.counting import TakenCounter
 from shared.services.payments.finalising import Finalising
 from shared.services.payments.intake import ProviderEventIntake
 from shared.services.payments.ledger import PaymentLedger
@@ -709,7 +712,9 @@ class Clock:
     """The services' `utcnow`, frozen until a test moves it on."""
 
     MODULES = (
-        "shared.services.bookings",
+        "shared.services.bookings.holding",
+        "shared.services.bookings.releasing",
+        "shared.services.bookings.queries",
         "shared.services.payments.ledger",
         "shared.services.payments.paying",
         "shared.services.payments.intake",
@@ -753,9 +758,11 @@ class Wired:
         new_uow, gateway = self.store.new_uow, lambda: self.gateway
         picker = SlotPicker(self.inventory, random.Random(7))
         rules = BookingRules(hold_ttl=hold_ttl, max_pending_per_buyer=max_pending)
-        self.booking = BookingService(
-            self.bookings, self.keys, self.events, self.inventory, picker, self.expiry, rules, new_uow
+        self.counter = counter = TakenCounter(self.inventory.taken)
+        self.holding = Holding(
+            self.bookings, self.keys, self.events, self.inventory, picker, counter, self.expiry, rules, new_uow
         )
+        self.releasing = Releasing(self.bookings, self.inventory, picker, counter, new_uow)
         self.ledger = ledger = PaymentLedger(self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace))
         self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
         self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)

@@ -1,4 +1,4 @@
-"""Holding, cancelling and expiring bookings (BookingService) against recording fakes.
+"""Holding, cancelling and expiring bookings (holding, releasing) against recording fakes.
 
 Each test asserts what was committed (bookings, slot claims, the buyer's pending holds), the domain
 events of the commit, and what was scheduled: never which methods were called.
@@ -22,7 +22,7 @@ from shared.core.errors import (
 from shared.dal.records import Claim
 from shared.domain_events import Actor
 from shared.models import Booking, Event
-from shared.services.bookings import HoldRequest
+from shared.services.bookings.ports import HoldRequest
 from shared.services.identity import Principal
 from tests.unit.fakes import Clock, Wired
 
@@ -73,7 +73,7 @@ def app(clock: Clock) -> Wired:
 
 
 def hold(app: Wired, who: Principal = BUYER, quantity: int = 2, key: str | None = None) -> tuple[Booking, bool]:
-    return app.booking.hold(lambda: who, f"sub-{who.user_id}", HoldRequest("ev-1", quantity, key))
+    return app.holding.hold(lambda: who, f"sub-{who.user_id}", HoldRequest("ev-1", quantity, key))
 
 
 def claims(app: Wired, booking: Booking) -> list[Claim]:
@@ -189,7 +189,7 @@ def test_a_buyer_holds_at_most_the_limit_of_unpaid_bookings_per_event(app: Wired
     assert (raised.value.status, raised.value.code) == (409, "booking_limit_reached")
     assert {b.id for b in app.bookings.all()} == {first.id, second.id}
     hold(app, OTHER, quantity=1)  # the limit is per buyer
-    app.booking.cancel(BUYER, first.id)
+    app.releasing.cancel(BUYER, first.id)
     third, created = hold(app, quantity=1)
     assert created, "a cancelled booking no longer counts"
     assert set(app.bookings.buyer_holds("ev-1", "buyer-1").pending) == {second.id, third.id}
@@ -208,12 +208,12 @@ def test_expired_holds_no_longer_count_against_the_limit(app: Wired, clock: Cloc
 
 def test_expired_claims_are_taken_over_and_the_old_booking_releases_nothing(app: Wired, clock: Clock) -> None:
     app.events.add(make_event(clock, capacity=2))
-    app.booking.counter.max_age = 0  # count at every hold (the cache would still say 2 taken)
+    app.counter.max_age = 0  # count at every hold (the cache would still say 2 taken)
     old, _ = hold(app, BUYER, quantity=2)
     clock.advance(TTL + timedelta(seconds=1))
 
     new, _ = hold(app, OTHER, quantity=2)
-    app.booking.expire(old.id)
+    app.releasing.expire(old.id)
 
     assert [c.booking_id for c in app.inventory.claims("ev-1").values()] == [new.id, new.id]
     assert app.booking_of(old.id).status == "expired"
@@ -245,7 +245,7 @@ def test_no_hold_once_the_event_has_started(app: Wired, clock: Clock) -> None:
 def test_cancel_releases_the_tickets_and_records_booking_cancelled(app: Wired, clock: Clock) -> None:
     booking, _ = hold(app, quantity=2)
 
-    cancelled = app.booking.cancel(BUYER, booking.id)
+    cancelled = app.releasing.cancel(BUYER, booking.id)
 
     assert cancelled == app.booking_of(booking.id)
     assert cancelled.status == "cancelled"
@@ -264,15 +264,15 @@ def test_cancel_releases_the_tickets_and_records_booking_cancelled(app: Wired, c
 
 def test_cancelling_twice_changes_nothing_more(app: Wired) -> None:
     booking, _ = hold(app)
-    first = app.booking.cancel(BUYER, booking.id)
+    first = app.releasing.cancel(BUYER, booking.id)
 
-    assert app.booking.cancel(BUYER, booking.id) == first
+    assert app.releasing.cancel(BUYER, booking.id) == first
     assert app.store.actions(booking.id) == ["booking.held", "booking.cancelled"]
 
 
 def test_released_tickets_can_be_held_again(app: Wired) -> None:
     booking, _ = hold(app, BUYER, quantity=4)
-    app.booking.cancel(BUYER, booking.id)
+    app.releasing.cancel(BUYER, booking.id)
 
     again, created = hold(app, OTHER, quantity=4)
 
@@ -284,7 +284,7 @@ def test_released_tickets_can_be_held_again(app: Wired) -> None:
 def test_only_the_buyer_cancels(app: Wired, who: Principal, error: type) -> None:
     booking, _ = hold(app)
     with pytest.raises(error):
-        app.booking.cancel(who, booking.id)
+        app.releasing.cancel(who, booking.id)
     assert app.booking_of(booking.id).status == "pending_payment"
 
 
@@ -292,15 +292,15 @@ def test_a_booking_whose_hold_ran_out_cannot_be_cancelled(app: Wired, clock: Clo
     booking, _ = hold(app)
     clock.advance(TTL)
     with pytest.raises(InvalidState):
-        app.booking.cancel(BUYER, booking.id)
+        app.releasing.cancel(BUYER, booking.id)
     assert app.store.actions(booking.id) == ["booking.held"]
 
 
 def test_a_cancel_racing_another_cancel_answers_cancelled(app: Wired) -> None:
     booking, _ = hold(app)
-    app.store.before_next_commit(lambda: app.booking.cancel(BUYER, booking.id))
+    app.store.before_next_commit(lambda: app.releasing.cancel(BUYER, booking.id))
 
-    assert app.booking.cancel(BUYER, booking.id).status == "cancelled"
+    assert app.releasing.cancel(BUYER, booking.id).status == "cancelled"
     assert app.store.actions(booking.id) == ["booking.held", "booking.cancelled"]
 
 
@@ -311,7 +311,7 @@ def test_a_hold_that_has_not_run_out_is_not_expired(app: Wired, clock: Clock) ->
     booking, _ = hold(app)
     clock.advance(TTL - timedelta(seconds=1))
 
-    assert app.booking.expire(booking.id) is None
+    assert app.releasing.expire(booking.id) is None
     assert app.booking_of(booking.id).status == "pending_payment"
     assert app.store.actions(booking.id) == ["booking.held"]
 
@@ -320,7 +320,7 @@ def test_expiry_releases_the_tickets_and_records_booking_expired_by_the_system(a
     booking, _ = hold(app, quantity=3)
     clock.advance(TTL)
 
-    expired = app.booking.expire(booking.id)
+    expired = app.releasing.expire(booking.id)
 
     assert expired is not None
     assert expired == app.booking_of(booking.id)
@@ -335,9 +335,9 @@ def test_expiry_releases_the_tickets_and_records_booking_expired_by_the_system(a
 def test_expiring_twice_changes_nothing_more(app: Wired, clock: Clock) -> None:
     booking, _ = hold(app)
     clock.advance(TTL)
-    app.booking.expire(booking.id)
+    app.releasing.expire(booking.id)
 
-    assert app.booking.expire(booking.id) is None
+    assert app.releasing.expire(booking.id) is None
     assert app.store.actions(booking.id) == ["booking.held", "booking.expired"]
 
 
@@ -347,8 +347,8 @@ def test_the_sweep_expires_every_overdue_booking(app: Wired, clock: Clock) -> No
     late, _ = hold(app, OTHER, quantity=1)
     clock.advance(TTL / 2)
 
-    assert app.booking.sweep(limit=10) == 1
-    assert app.booking.sweep(limit=10) == 0
+    assert app.releasing.sweep(limit=10) == 1
+    assert app.releasing.sweep(limit=10) == 0
 
     assert [app.booking_of(b.id).status for b in (early, late)] == ["expired", "pending_payment"]
     assert app.store.events_of(early.id)[-1].actor == Actor.system("sweep")

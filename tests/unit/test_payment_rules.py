@@ -16,7 +16,7 @@ import pytest
 
 from shared.domain_events import Actor
 from shared.models import Booking, BookingStatus, Event, Payment, PaymentStatus
-from shared.services.bookings import HoldRequest
+from shared.services.bookings.ports import HoldRequest
 from shared.services.identity import Principal
 from shared.services.payments.paying import PayRequest
 from tests.unit.fakes import Clock, Wired
@@ -175,7 +175,7 @@ def hold_and_pay_processing(clock: Clock, hold_ttl: timedelta) -> tuple[Wired, B
             updated_at=clock.now(),
         )
     )
-    held, _ = app.booking.hold(lambda: BUYER, "sub1", HoldRequest("e1", 2))
+    held, _ = app.holding.hold(lambda: BUYER, "sub1", HoldRequest("e1", 2))
     app.gateway.will("process")
     paid, outcome = app.paying.pay(BUYER, PayRequest(held.id, "pm_sepa"))
     assert (paid.status, outcome) == ("processing", "created")

@@ -26,7 +26,7 @@ from shared.dal.records import SOLD_UNTIL
 from shared.domain_events import BOOKING_CONFIRMED, PAYMENT_EVENTS, Actor
 from shared.models import Booking, Event, Payment, User
 from shared.payments.gateway import Intent
-from shared.services.bookings import HoldRequest
+from shared.services.bookings.ports import HoldRequest
 from shared.services.identity import Principal
 from shared.services.notifications import ConfirmationNotifier
 from shared.services.payments.finalising import LATE
@@ -55,7 +55,7 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def wired(clock: Clock, capacity: int = 4, hold_ttl: timedelta = TTL) -> Wired:
     app = Wired(hold_ttl=hold_ttl)
-    app.booking.counter.max_age = 0  # count at every hold: tests move the clock, not the monotonic time
+    app.counter.max_age = 0  # count at every hold: tests move the clock, not the monotonic time
     starts = clock.now() + timedelta(days=30)
     app.events.add(
         Event(
@@ -90,7 +90,7 @@ def app(clock: Clock) -> Wired:
 
 
 def hold(app: Wired, who: Principal = BUYER, quantity: int = 2) -> Booking:
-    return app.booking.hold(lambda: who, f"sub-{who.user_id}", HoldRequest("ev-1", quantity))[0]
+    return app.holding.hold(lambda: who, f"sub-{who.user_id}", HoldRequest("ev-1", quantity))[0]
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def paid_late_via_3ds(app: Wired, clock: Clock, booking: Booking) -> Payment:
     app.gateway.will("require_action")
     payment, _ = pay(app, booking)
     clock.advance(TTL)
-    assert app.booking.expire(booking.id) is not None
+    assert app.releasing.expire(booking.id) is not None
     app.gateway.settle(payment.transaction_id or "")
     assert deliver(app, payment)
     return app.payment_of(payment.id)
@@ -390,7 +390,7 @@ def test_a_processing_payment_racing_the_expiry_keeps_its_hold(app: Wired, booki
     app.gateway.settle(payment.transaction_id or "", "process")  # e.g. a bank transfer after 3-D Secure
     app.store.before_next_commit(lambda: deliver(app, payment))  # arrives while the expiry commits
 
-    assert app.booking.expire(booking.id) is None
+    assert app.releasing.expire(booking.id) is None
 
     extended = app.booking_of(booking.id)
     assert (extended.status, extended.expires_at) == ("pending_payment", clock.now() + timedelta(minutes=15))
@@ -473,7 +473,7 @@ def test_a_late_payment_whose_tickets_are_gone_is_refunded_once(clock: Clock) ->
     app.gateway.will("require_action")
     payment, _ = pay(app, booking)
     clock.advance(TTL)
-    app.booking.expire(booking.id)
+    app.releasing.expire(booking.id)
     theirs = hold(app, OTHER, quantity=2)  # the tickets went to someone else meanwhile
     app.gateway.settle(payment.transaction_id or "")
     deliver(app, payment)
@@ -492,7 +492,7 @@ def test_a_late_payment_whose_tickets_are_gone_is_refunded_once(clock: Clock) ->
 
 def test_a_payment_for_a_cancelled_booking_is_refunded(app: Wired, booking: Booking) -> None:
     payment, _ = pay(app, booking, method=None)
-    app.booking.cancel(BUYER, booking.id)
+    app.releasing.cancel(BUYER, booking.id)
     app.gateway.settle(payment.transaction_id or "")  # the buyer still finished paying in the browser
     deliver(app, payment)
 

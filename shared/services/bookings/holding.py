@@ -1,24 +1,20 @@
-"""Buyers hold tickets, look at and cancel their bookings; holds run out on time.
+"""Buyers hold tickets.
 
-A hold is one atomic batch (slot claims, booking, buyer's pending holds, idempotency record),
-retried on a collision with other slots. Expiry is scheduled after the commit; the task, the sweep
-and every read agree on one rule: a pending booking past `expires_at` is expired.
+A hold is one atomic commit (slot claims, booking, buyer's pending holds, idempotency record and
+the `booking.held` domain event), retried on a collision with other slots. Expiry is scheduled
+after the commit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
 from shared.core.errors import (
     BookingLimitReached,
-    Forbidden,
     IdempotencyKeyReused,
     InvalidState,
     NotFound,
@@ -26,74 +22,26 @@ from shared.core.errors import (
     Unavailable,
     ValidationFailed,
 )
-from shared.dal.records import (
-    BuyerHolds,
-    Claim,
-    ConcurrentUpdate,
-    DocumentExists,
-    HoldPlan,
-    IdempotencyRecord,
-    Revision,
-    UnitOfWork,
-)
+from shared.dal.records import BuyerHolds, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord, UnitOfWork
 from shared.domain_events import Actor, change
-from shared.models import Booking, BookingStatus, Event, new_id, utcnow
-from shared.schemas import BookingOut, Page
+from shared.models import Booking, Event, new_id, utcnow
+from shared.services.bookings.ports import (
+    MAX_ATTEMPTS,
+    BookingRules,
+    BookingStore,
+    EventReader,
+    HoldRequest,
+    IdempotencyStore,
+    Inventory,
+)
 from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
-from shared.services.paging import decode_token, encode_token, fingerprint
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
 from shared.tasks import ExpiryScheduler
 
-log = logging.getLogger("bookings")
-MAX_ATTEMPTS = 12
-EXPIRY, SWEEP = Actor.system("expiry"), Actor.system("sweep")
 
-
-class BookingStore(Protocol):
-    def get(self, booking_id: str) -> tuple[Booking, Revision] | None: ...
-    def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds: ...
-    def page(
-        self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
-    ) -> tuple[list[Booking], tuple[datetime, str] | None]: ...
-    def overdue(self, now: datetime, limit: int) -> list[str]: ...
-    def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None: ...
-    def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None: ...
-
-
-class IdempotencyStore(Protocol):
-    def get(self, key_id: str) -> IdempotencyRecord | None: ...
-    def stage_create(self, uow: UnitOfWork, record: IdempotencyRecord, at: datetime) -> None: ...
-
-
-class EventReader(Protocol):
-    def get(self, event_id: str) -> Event | None: ...
-
-
-class Inventory(Protocol):
-    def taken(self, event_id: str, now: datetime) -> int: ...
-    def claims_of(self, event_id: str, booking_id: str) -> list[Claim]: ...
-    def stage_claim(
-        self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, held_until: datetime, over: Claim | None = None
-    ) -> None: ...
-    def stage_release(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None: ...
-
-
-@dataclass(frozen=True)
-class BookingRules:
-    hold_ttl: timedelta
-    max_pending_per_buyer: int
-
-
-@dataclass(frozen=True)
-class HoldRequest:
-    event_id: str
-    quantity: int
-    idempotency_key: str | None = None
-
-
-class BookingService:
+class Holding:
     def __init__(
         self,
         bookings: BookingStore,
@@ -101,22 +49,21 @@ class BookingService:
         events: EventReader,
         inventory: Inventory,
         picker: SlotPicker,
+        counter: TakenCounter,
         expiry: ExpiryScheduler,
         rules: BookingRules,
         new_uow: Callable[[], UnitOfWork],
     ) -> None:
         self.bookings = bookings
         self.keys = keys
-        self.new_uow = new_uow
         self.events = events
         self.inventory = inventory
         self.picker = picker
+        self.counter = counter
         self.expiry = expiry
         self.rules = rules
-        self.counter = TakenCounter(inventory.taken)
+        self.new_uow = new_uow
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="hold-reads")
-
-    # ---- hold -----------------------------------------------------------------------------------
 
     def hold(self, caller: Callable[[], Principal], subject: str, request: HoldRequest) -> tuple[Booking, bool]:
         """Hold tickets; returns the booking and whether this call created it.
@@ -263,103 +210,6 @@ class BookingService:
         if found is None:
             raise Unavailable("the earlier request with this key is still being recorded")
         return found[0]
-
-    # ---- reads ----------------------------------------------------------------------------------
-
-    def get(self, principal: Principal, booking_id: str) -> Booking:
-        found = self.bookings.get(booking_id)
-        if found is None:
-            raise NotFound("booking not found")
-        booking = found[0]
-        if booking.user_id != principal.user_id and not principal.manages(booking.company_id):
-            raise NotFound("booking not found")
-        return booking
-
-    def mine(self, principal: Principal, limit: int, page_token: str | None) -> Page[BookingOut]:
-        return self._page("user_id", principal.user_id, limit, page_token)
-
-    def of_event(self, principal: Principal, event_id: str, limit: int, page_token: str | None) -> Page[BookingOut]:
-        event = self.events.get(event_id)
-        if event is None or not (event.is_published or principal.manages(event.company_id)):
-            raise NotFound("event not found")
-        if not principal.manages(event.company_id):
-            raise Forbidden("only the event's company admins see its bookings")
-        return self._page("event_id", event_id, limit, page_token)
-
-    def _page(self, field_name: str, value: str, limit: int, page_token: str | None) -> Page[BookingOut]:
-        query_fingerprint = fingerprint({"by": field_name, "value": value})
-        after = decode_token(page_token, query_fingerprint) if page_token else None
-        found, cursor = self.bookings.page(field_name, value, limit, after)
-        now = utcnow()
-        return Page[BookingOut](
-            items=[BookingOut.of(b, now) for b in found],
-            next_page_token=encode_token(cursor, query_fingerprint) if cursor else None,
-        )
-
-    # ---- releasing tickets ----------------------------------------------------------------------
-
-    def cancel(self, principal: Principal, booking_id: str) -> Booking:
-        found = self.bookings.get(booking_id)
-        if found is None or found[0].user_id != principal.user_id:
-            if found is not None and principal.manages(found[0].company_id):
-                raise Forbidden("only the buyer cancels a booking")
-            raise NotFound("booking not found")
-        booking = found[0]
-        if booking.status == "cancelled":
-            return booking
-        now = utcnow()
-        if booking.status_at(now) != "pending_payment":
-            raise InvalidState(f"a {booking.status_at(now)} booking cannot be cancelled")
-        actor = Actor.user(principal.user_id)
-        released = self._release(booking_id, "cancelled", "cancelled by the buyer", actor, only_if_overdue=False)
-        if released is not None:
-            return released
-        current = self.bookings.get(booking_id)  # changed meanwhile: cancelled by a concurrent call?
-        if current is not None and current[0].status == "cancelled":
-            return current[0]
-        state = current[0].status_at(utcnow()) if current else "gone"
-        raise InvalidState(f"a {state} booking cannot be cancelled")
-
-    def expire(self, booking_id: str, actor: Actor = EXPIRY) -> Booking | None:
-        """Expire one booking if it is pending and past its hold; otherwise change nothing."""
-        return self._release(booking_id, "expired", "hold ran out", actor, only_if_overdue=True)
-
-    def sweep(self, limit: int) -> int:
-        """Expire every overdue booking (the backstop for missed or early tasks)."""
-        count = 0
-        for booking_id in self.bookings.overdue(utcnow(), limit):
-            if self.expire(booking_id, SWEEP) is not None:
-                count += 1
-        return count
-
-    def _release(
-        self, booking_id: str, status: BookingStatus, reason: str, actor: Actor, *, only_if_overdue: bool
-    ) -> Booking | None:
-        for attempt in range(MAX_ATTEMPTS):
-            found = self.bookings.get(booking_id)
-            if found is None:
-                return None
-            booking, read_at = found
-            now = utcnow()
-            if booking.status != "pending_payment" or (only_if_overdue and booking.expires_at > now):
-                return None
-            mine = [c for c in self.inventory.claims_of(booking.event_id, booking.id) if c.state == "held"]
-            after = booking.moved_to(status, now, reason)
-            uow = self.new_uow()
-            self.bookings.stage_update(uow, booking, after, since=read_at)
-            for claim in mine:
-                self.inventory.stage_release(uow, booking.event_id, claim)
-            uow.record(change(status, after, actor, now, before=booking))
-            try:
-                uow.commit()
-            except ConcurrentUpdate:
-                backoff(attempt)
-                continue
-            self.picker.released(booking.event_id, [c.n for c in mine])
-            self.counter.add(booking.event_id, -len(mine))
-            log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
-            return after
-        raise Unavailable("the booking is changing; retry", retry_after=1)
 
 
 def _key_id(user_id: str, key: str) -> str:
