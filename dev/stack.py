@@ -345,7 +345,7 @@ class Stack:
         """Register our webhook route with localstripe, signed with this run's secret."""
         form = urllib.parse.urlencode({"url": f"{self.url}/v1/webhooks/stripe", "secret": self.webhook_secret}).encode()
         request = urllib.request.Request(f"http://{self.host('stripe')}/_config/webhooks/local", data=form)
-        with urllib.request.urlopen(request, timeout=5):
+        with urllib.request.urlopen(request, timeout=30):
             pass
 
 
@@ -372,7 +372,7 @@ def _put(url: str, body: dict[str, object]) -> None:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT")
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=5):
+        with urllib.request.urlopen(request, timeout=30):
             pass
     except urllib.error.HTTPError as exc:
         if exc.code != 409:  # already exists

@@ -7,6 +7,7 @@ each new document is a create, so a lost race is a cheap, typed failure the serv
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from shared.dal.base import commit
 from shared.dal.records import Revision
 from shared.dal.stream import DomainEventDAL
 from shared.domain_events import DomainEvent
+
+log = logging.getLogger("unit_of_work")
 
 
 class FirestoreUnitOfWork:
@@ -30,6 +33,7 @@ class FirestoreUnitOfWork:
         self.relay = relay
         self.batch = client.batch()
         self.events: list[DomainEvent] = []
+        self.committed = False
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self.batch.create(self.client.document(path), data)
@@ -44,13 +48,22 @@ class FirestoreUnitOfWork:
         self.events.append(event)
 
     def commit(self) -> list[DomainEvent]:
-        """Write everything at once; then hand the events that have topics to the relay."""
+        """Write everything at once; then hand the events that have topics to the relay.
+
+        Once only: a unit of work is one commit. A relay that fails after the commit is logged, not
+        raised: the change is made, and the sweep publishes what the relay did not."""
+        if self.committed:
+            raise RuntimeError("a unit of work commits once; start a new one")
+        self.committed = True
         for event in self.events:
             self.stream.stage(self, event)
         commit(self.batch)
         announced = [e for e in self.events if e.topics]
         if announced and self.relay is not None:
-            self.relay(announced)
+            try:
+                self.relay(announced)
+            except Exception:
+                log.exception("relay after commit failed; the sweep will publish %d event(s)", len(announced))
         return list(self.events)
 
     def _unchanged(self, since: Revision | None) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """EventDAL and InventoryDAL against the Firestore emulator.
 
-Every test works on its own ids, its own search word and its own place or time window, so the
-shared emulator database (other tests write to it too) never changes what a test sees.
+Every write goes through a FirestoreUnitOfWork, as in production: a create is refused if the event
+exists, an update carries the revision (update time) its caller read and is refused if anyone
+wrote the event since. Every test works on its own ids, its own search word and its own place or
+time window, so the shared emulator database (other tests write to it too) never changes what a
+test sees.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import geo
-from shared.dal.base import DocumentExists
-from shared.dal.events import EventDAL, EventQuery, VersionMismatch
+from shared.dal.events import EventDAL
 from shared.dal.inventory import InventoryDAL
+from shared.dal.records import ConcurrentUpdate, DocumentExists, EventQuery, Revision
+from shared.dal.stream import DomainEventDAL
+from shared.dal.unit_of_work import FirestoreUnitOfWork
+from shared.domain_events import Actor, change
 from shared.models import Event
 
 CREATED = datetime(2029, 6, 1, 12, 0, tzinfo=UTC)
 FAR = datetime(2000, 1, 1, tzinfo=UTC)  # a scan floor before every event of these tests
+MANAGER = Actor.user("manager-1")
 
 
 def word() -> str:
@@ -82,6 +89,33 @@ def inventory(firestore_client: Any) -> InventoryDAL:
     return InventoryDAL(firestore_client)
 
 
+def new_uow(events: EventDAL) -> FirestoreUnitOfWork:
+    return FirestoreUnitOfWork(events.client, DomainEventDAL(events.client))
+
+
+def create(events: EventDAL, *created: Event) -> None:
+    """Create the events in one commit, each with its domain event, as EventService.create does."""
+    uow = new_uow(events)
+    for event in created:
+        events.stage_create(uow, event)
+        uow.record(change("created", event, MANAGER, event.created_at))
+    uow.commit()
+
+
+def update(events: EventDAL, before: Event, after: Event, since: Revision) -> None:
+    """Store `after` if the event is unchanged since `since`, with its domain event (EventService.update)."""
+    uow = new_uow(events)
+    events.stage_update(uow, after, since=since)
+    uow.record(change("updated", after, MANAGER, after.updated_at, before=before))
+    uow.commit()
+
+
+def stream_of(firestore_client: Any, event_id: str) -> list[dict[str, Any]]:
+    """The domain-event records of one ticketed event, as stored."""
+    query = firestore_client.collection("domain_events").where(filter=FieldFilter("event_id", "==", event_id))
+    return [s.to_dict() for s in query.stream()]
+
+
 def only(ids: set[str]) -> Any:
     return lambda event: event.id in ids
 
@@ -102,19 +136,26 @@ def scan_all(dal: EventDAL, query: EventQuery, matches: Any, limit: int) -> list
 # ---- create / get ----------------------------------------------------------------------
 
 
-def test_create_then_get_returns_the_same_event(events: EventDAL) -> None:
+def test_create_then_get_returns_the_same_event(events: EventDAL, firestore_client: Any) -> None:
     event = make_event(name="Winter Gala", description=None, event_time=time(9, 30), max_tickets_per_booking=4)
-    events.create(event)
+    create(events, event)
 
     stored = events.get(event.id)
     assert stored == event
     assert stored is not None
     assert stored.starts_at == datetime(2031, 5, 1, 7, 30, tzinfo=UTC)
+    found = events.get_for_update(event.id)
+    assert found is not None
+    assert found[0] == event
+    snap = firestore_client.collection("events").document(event.id).get()
+    assert found[1] == Revision(snap.update_time)
+    records = stream_of(firestore_client, event.id)
+    assert [(r["action"], r["object_id"], r["sequence"]) for r in records] == [("event.created", event.id, 1)]
 
 
 def test_stored_document_carries_search_tokens_and_geohashes(events: EventDAL, firestore_client: Any) -> None:
     event = make_event(name="The Big-Night 2031", venue="Tempodrom Arena")
-    events.create(event)
+    create(events, event)
 
     doc = firestore_client.collection("events").document(event.id).get().to_dict()
     assert doc["search_tokens"] == sorted({"the", "big", "night", "2031", "tempodrom", "arena"})
@@ -124,84 +165,140 @@ def test_stored_document_carries_search_tokens_and_geohashes(events: EventDAL, f
         assert doc[f"geohash_{precision}"] == full[:precision]
 
 
-def test_create_with_an_existing_id_is_refused_and_keeps_the_original(events: EventDAL) -> None:
+def test_create_with_an_existing_id_is_refused_and_keeps_the_original(events: EventDAL, firestore_client: Any) -> None:
     event = make_event()
-    events.create(event)
+    create(events, event)
+    before = firestore_client.collection("events").document(event.id).get()
 
-    with pytest.raises((gexc.AlreadyExists, DocumentExists)):
-        events.create(replace(event, name="Impostor"))
+    with pytest.raises(DocumentExists):
+        create(events, replace(event, name="Impostor"))
 
     assert events.get(event.id) == event
+    after = firestore_client.collection("events").document(event.id).get()
+    assert after.update_time == before.update_time
+    assert [r["action"] for r in stream_of(firestore_client, event.id)] == ["event.created"]  # one, not two
 
 
 def test_get_unknown_is_none(events: EventDAL) -> None:
-    assert events.get(f"missing-{secrets.token_hex(6)}") is None
+    missing = f"missing-{secrets.token_hex(6)}"
+    assert events.get(missing) is None
+    assert events.get_for_update(missing) is None
 
 
-# ---- save -----------------------------------------------------------------------------------
+# ---- stage_update: compare and set on the revision read -----------------------------------
 
 
-def test_save_with_the_current_version_writes(events: EventDAL) -> None:
+def test_update_with_the_current_revision_writes(events: EventDAL, firestore_client: Any) -> None:
     event = make_event()
-    events.create(event)
-    revised = event.revised(CREATED + timedelta(days=1), name="Renamed", capacity=50)
+    create(events, event)
+    found = events.get_for_update(event.id)
+    assert found is not None
+    current, read_at = found
+    revised = current.revised(CREATED + timedelta(days=1), name="Renamed", capacity=50)
 
-    events.save(revised, expected_version=1)
+    update(events, current, revised, read_at)
 
     stored = events.get(event.id)
     assert stored == revised
     assert stored is not None
     assert stored.version == 2
+    again = events.get_for_update(event.id)
+    assert again is not None
+    assert again[1].at > read_at.at  # the write moved the revision on
+    updated = [r for r in stream_of(firestore_client, event.id) if r["action"] == "event.updated"]
+    assert len(updated) == 1
+    assert updated[0]["sequence"] == 2
+    assert updated[0]["changes"] == {"name": ["Spring Concert", "Renamed"], "capacity": [100, 50]}
 
 
-def test_save_with_a_stale_version_is_version_mismatch_and_writes_nothing(events: EventDAL) -> None:
+def test_update_with_a_stale_revision_is_concurrent_update_and_writes_nothing(
+    events: EventDAL, firestore_client: Any
+) -> None:
     event = make_event()
-    events.create(event)
-    v2 = event.revised(CREATED, name="Second")
-    events.save(v2, expected_version=1)
+    create(events, event)
+    found = events.get_for_update(event.id)
+    assert found is not None
+    current, stale = found
+    v2 = current.revised(CREATED, name="Second")
+    update(events, current, v2, stale)
 
-    with pytest.raises(VersionMismatch) as caught:
-        events.save(event.revised(CREATED, name="Lost update"), expected_version=1)
+    with pytest.raises(ConcurrentUpdate):
+        update(events, current, current.revised(CREATED, name="Lost update"), stale)
 
-    assert caught.value.current == 2
     assert events.get(event.id) == v2
+    latest = events.get_for_update(event.id)
+    assert latest is not None
+    assert latest[0].version == 2
+    names = [r["changes"]["name"][1] for r in stream_of(firestore_client, event.id) if r["action"] == "event.updated"]
+    assert names == ["Second"]  # the lost update left no domain event either
 
 
-def race(dal: EventDAL, candidates: list[Event], expected_version: int) -> list[object]:
-    """Save every candidate at once from its own thread; each outcome is "won" or the exception."""
-    barrier = threading.Barrier(len(candidates))
-    outcomes: list[object] = [None] * len(candidates)
+def test_update_of_an_event_that_is_gone_is_concurrent_update(events: EventDAL, firestore_client: Any) -> None:
+    event = make_event()
+    create(events, event)
+    found = events.get_for_update(event.id)
+    assert found is not None
+    firestore_client.collection("events").document(event.id).delete()
 
-    def save(i: int) -> None:
-        barrier.wait()
+    with pytest.raises(ConcurrentUpdate):
+        update(events, found[0], found[0].revised(CREATED, name="Ghost"), found[1])
+
+    assert events.get(event.id) is None  # not recreated by the update
+
+
+def race(dal: EventDAL, event_id: str, rounds_name: str, writers: int) -> tuple[list[object], list[Event]]:
+    """Each writer reads the event (revision), waits for all the others to have read, then stages
+    its own change with that revision in its own unit of work and commits. Each outcome is "won"
+    or the exception raised; also returns what each writer tried to store."""
+    barrier = threading.Barrier(writers)
+    outcomes: list[object] = [None] * writers
+    candidates: list[Event | None] = [None] * writers
+    revisions: list[Revision | None] = [None] * writers
+
+    def write(i: int) -> None:
         try:
-            dal.save(candidates[i], expected_version=expected_version)
+            found = dal.get_for_update(event_id)
+            assert found is not None
+            current, read_at = found
+            candidates[i] = revised = current.revised(CREATED, name=f"{rounds_name} writer {i}")
+            revisions[i] = read_at
+            barrier.wait(timeout=30)  # every writer has read before anyone writes
+            update(dal, current, revised, read_at)
             outcomes[i] = "won"
-        except Exception as exc:
+        except BaseException as exc:
             outcomes[i] = exc
 
-    threads = [threading.Thread(target=save, args=(i,)) for i in range(len(candidates))]
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    return outcomes
+    assert not any(t.is_alive() for t in threads), "a writer hung"
+    assert len(set(revisions)) == 1, revisions  # all read the same revision: a real race
+    return outcomes, [c for c in candidates if c is not None]
 
 
-def test_concurrent_saves_with_the_same_expected_version_exactly_one_wins(events: EventDAL) -> None:
-    for _ in range(3):
+@pytest.mark.parametrize("writers", [2, 8])
+def test_concurrent_updates_from_the_same_revision_exactly_one_wins(
+    events: EventDAL, firestore_client: Any, writers: int
+) -> None:
+    for round_no in range(5):
         event = make_event()
-        events.create(event)
-        candidates = [event.revised(CREATED, name=f"Writer {i}") for i in range(2)]
+        create(events, event)
 
-        outcomes = race(events, candidates, expected_version=1)
+        outcomes, candidates = race(events, event.id, f"round {round_no}", writers)
 
         winners = [i for i, o in enumerate(outcomes) if o == "won"]
-        losers = [o for o in outcomes if isinstance(o, VersionMismatch)]
         assert len(winners) == 1, outcomes
-        assert len(losers) == 1, outcomes
-        assert losers[0].current == 2
-        assert events.get(event.id) == candidates[winners[0]]
+        losers = [o for i, o in enumerate(outcomes) if i not in winners]
+        assert all(type(o) is ConcurrentUpdate for o in losers), outcomes  # never anything else
+        assert len(losers) == writers - 1
+        stored = events.get(event.id)
+        assert stored == candidates[winners[0]]
+        assert stored is not None
+        assert stored.version == 2
+        updated = [r for r in stream_of(firestore_client, event.id) if r["action"] == "event.updated"]
+        assert [r["changes"]["name"][1] for r in updated] == [stored.name]  # only the winner's event
 
 
 # ---- scan_published -------------------------------------------------------------------------
@@ -215,8 +312,7 @@ def test_scan_by_token_finds_published_events_with_that_word_in_start_order(even
     in_venue = at_utc(base + timedelta(days=1), name="Elsewhere", venue=f"Hall {w.upper()}")
     draft = at_utc(base, name=f"Draft {w}", status="draft")
     other = at_utc(base, name="Unrelated words")
-    for e in (late, early, in_venue, draft, other):
-        events.create(e)
+    create(events, late, early, in_venue, draft, other)
 
     found, cursor = events.scan_published(EventQuery(starts_from=FAR, token=w), lambda e: True, 10, 500)
 
@@ -232,8 +328,7 @@ def test_scan_respects_starts_from_inclusive_and_starts_before_exclusive(events:
     at_start = at_utc(day, name=w)
     inside = at_utc(day + timedelta(hours=5), name=w)
     at_end = at_utc(day + timedelta(days=1), name=w)
-    for e in (before, at_start, inside, at_end):
-        events.create(e)
+    create(events, before, at_start, inside, at_end)
     ids = {e.id for e in (before, at_start, inside, at_end)}
 
     # without a token or cells: a pure start-range query over every published event
@@ -260,8 +355,7 @@ def test_scan_by_geohash_cells_finds_only_events_in_those_cells(events: EventDAL
     neighbour_lng = lng + 1.5 * width
     neighbour = make_event(**{**_fields(here), "id": f"ev-{secrets.token_hex(8)}", "location_long": neighbour_lng})
     draft = make_event(**{**_fields(here), "id": f"ev-{secrets.token_hex(8)}", "status": "draft"})
-    for e in (here, far, neighbour, draft):
-        events.create(e)
+    create(events, here, far, neighbour, draft)
     neighbour_cell = geo.encode(lat, neighbour_lng, precision)
     assert neighbour_cell != cell
 
@@ -282,8 +376,7 @@ def test_scan_applies_matches_to_every_scanned_event(events: EventDAL) -> None:
     w = word()
     base = datetime(2031, 4, 1, tzinfo=UTC)
     created = [at_utc(base + timedelta(hours=i), name=w, capacity=10 + i) for i in range(6)]
-    for e in created:
-        events.create(e)
+    create(events, *created)
 
     found, cursor = events.scan_published(EventQuery(starts_from=FAR, token=w), lambda e: e.capacity % 2 == 0, 10, 500)
 
@@ -296,8 +389,7 @@ def test_scan_cursor_continues_after_the_last_event_returned_with_ties_on_start(
     base = datetime(2031, 8, 1, 20, 0, tzinfo=UTC)
     # three events share one start: the cursor must break the tie by id
     created = [at_utc(base, name=w) for _ in range(3)] + [at_utc(base + timedelta(days=i), name=w) for i in (1, 2)]
-    for e in created:
-        events.create(e)
+    create(events, *created)
     expected = [e.id for e in sorted(created, key=lambda e: (e.starts_at, e.id))]
     query = EventQuery(starts_from=FAR, token=w)
 
@@ -317,8 +409,7 @@ def test_scan_stops_at_the_budget_and_returns_a_cursor_to_go_on(events: EventDAL
     w = word()
     base = datetime(2031, 9, 1, tzinfo=UTC)
     created = [at_utc(base + timedelta(hours=i), name=w) for i in range(7)]
-    for e in created:
-        events.create(e)
+    create(events, *created)
     query = EventQuery(starts_from=FAR, token=w)
     seen: list[str] = []
 
@@ -343,8 +434,7 @@ def test_scan_with_a_budget_above_one_chunk_reads_everything(events: EventDAL) -
     w = word()
     base = datetime(2031, 10, 1, tzinfo=UTC)
     created = [at_utc(base + timedelta(minutes=i), name=w) for i in range(55)]
-    for e in created:
-        events.create(e)
+    create(events, *created)
 
     found, cursor = events.scan_published(EventQuery(starts_from=FAR, token=w), lambda e: True, 100, 500)
 
@@ -356,8 +446,7 @@ def test_scan_returns_a_cursor_when_the_page_is_full(events: EventDAL) -> None:
     w = word()
     base = datetime(2031, 11, 1, tzinfo=UTC)
     created = [at_utc(base + timedelta(hours=i), name=w) for i in range(3)]
-    for e in created:
-        events.create(e)
+    create(events, *created)
 
     found, cursor = events.scan_published(EventQuery(starts_from=FAR, token=w), lambda e: True, 2, 500)
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from shared.dal.base import commit
 from shared.dal.inventory import InventoryDAL, slot_id
 from shared.dal.records import SOLD_UNTIL, Claim, ConcurrentUpdate, DocumentExists
+from shared.dal.stream import DomainEventDAL
+from shared.dal.unit_of_work import FirestoreUnitOfWork
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LATER = NOW + timedelta(minutes=10)
@@ -32,10 +33,14 @@ def event_id() -> str:
     return f"ev-{secrets.token_hex(8)}"
 
 
+def new_uow(inv: InventoryDAL) -> FirestoreUnitOfWork:
+    return FirestoreUnitOfWork(inv.client, DomainEventDAL(inv.client))
+
+
 def hold(inv: InventoryDAL, event_id: str, n: int, booking_id: str, until: datetime, over: Claim | None = None) -> None:
-    batch = inv.client.batch()
-    inv.stage_claim(batch, event_id, n, booking_id, until, over)
-    commit(batch)
+    uow = new_uow(inv)
+    inv.stage_claim(uow, event_id, n, booking_id, until, over)
+    uow.commit()
 
 
 def stored(inv: InventoryDAL, event_id: str, n: int) -> dict[str, Any] | None:
@@ -102,9 +107,9 @@ def test_taken_counts_sold_and_unexpired_holds_only(inv: InventoryDAL, event_id:
     hold(inv, event_id, 2, "b-gone", EARLIER)
     inv.retire(event_id, 3)
     hold(inv, event_id, 4, "b-paid", LATER)
-    batch = inv.client.batch()
-    inv.stage_sell(batch, event_id, one(inv, event_id, 4))
-    commit(batch)
+    uow = new_uow(inv)
+    inv.stage_sell(uow, event_id, one(inv, event_id, 4))
+    uow.commit()
     hold(inv, f"ev-{secrets.token_hex(8)}", 0, "elsewhere", LATER)
 
     assert inv.taken(event_id, NOW) == 3  # two held, one sold
@@ -124,11 +129,11 @@ def test_a_second_claim_on_a_slot_fails_and_leaves_the_first(inv: InventoryDAL, 
 
 def test_a_batch_of_claims_is_all_or_nothing(inv: InventoryDAL, event_id: str) -> None:
     hold(inv, event_id, 2, "first", LATER)
-    batch = inv.client.batch()
+    uow = new_uow(inv)
     for n in (0, 1, 2):
-        inv.stage_claim(batch, event_id, n, "second", LATER)
+        inv.stage_claim(uow, event_id, n, "second", LATER)
     with pytest.raises(DocumentExists):
-        commit(batch)
+        uow.commit()
     assert set(inv.claims(event_id)) == {2}
 
 
@@ -157,28 +162,28 @@ def test_release_sell_and_extend_need_the_claim_as_read(inv: InventoryDAL, event
     hold(inv, event_id, 0, "b", LATER)
     read = one(inv, event_id, 0)
 
-    batch = inv.client.batch()
-    inv.stage_extend(batch, event_id, read, LATER + timedelta(minutes=5))
-    commit(batch)
+    uow = new_uow(inv)
+    inv.stage_extend(uow, event_id, read, LATER + timedelta(minutes=5))
+    uow.commit()
     assert one(inv, event_id, 0).held_until == LATER + timedelta(minutes=5)
 
     for stage in (inv.stage_release, inv.stage_sell):
-        batch = inv.client.batch()
-        stage(batch, event_id, read)  # stale: the extension changed it
+        uow = new_uow(inv)
+        stage(uow, event_id, read)  # stale: the extension changed it
         with pytest.raises(ConcurrentUpdate):
-            commit(batch)
+            uow.commit()
     assert one(inv, event_id, 0).state == "held"
 
     fresh = one(inv, event_id, 0)
-    batch = inv.client.batch()
-    inv.stage_sell(batch, event_id, fresh)
-    commit(batch)
+    uow = new_uow(inv)
+    inv.stage_sell(uow, event_id, fresh)
+    uow.commit()
     sold = one(inv, event_id, 0)
     assert (sold.state, sold.held_until, sold.booking_id) == ("sold", SOLD_UNTIL, "b")
 
-    batch = inv.client.batch()
-    inv.stage_release(batch, event_id, sold)
-    commit(batch)
+    uow = new_uow(inv)
+    inv.stage_release(uow, event_id, sold)
+    uow.commit()
     assert stored(inv, event_id, 0) is None
 
 
@@ -258,5 +263,5 @@ def test_move_of_a_claim_changed_since_read_changes_nothing(inv: InventoryDAL, e
     hold(inv, event_id, 7, "taker", LATER, over=read)
     with pytest.raises(ConcurrentUpdate):
         inv.move(event_id, read, 2)
-    assert stored(inv, event_id, 2) is None  # the create in the same batch did not happen either
+    assert stored(inv, event_id, 2) is None  # the create in the same uow did not happen either
     assert one(inv, event_id, 7).booking_id == "taker"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.dal.records import ConcurrentUpdate, Revision
 from shared.dal.users import IDENTITIES, USERNAMES, CompanyDAL, IdentityTaken, UserDAL, UsernameTaken
 from shared.models import Company, User
 
@@ -162,13 +163,36 @@ def test_identity_claim_document_holds_the_user_id_and_access(users: UserDAL, fi
 # ---- update ---------------------------------------------------------------------------------
 
 
+def read(users: UserDAL, user: User) -> Revision:
+    """The revision a caller reads before changing the user."""
+    found = users.get_for_update(user.id)
+    assert found is not None
+    return found[1]
+
+
+def test_update_from_a_stale_revision_is_a_concurrent_update_and_writes_nothing(
+    users: UserDAL, firestore_client: Any
+) -> None:
+    user = make_user()
+    users.register(user, None)
+    stale = read(users, user)
+    users.update(replace(user, name="First"), previous_username=user.username, since=stale)
+    late_name = f"late_{tag()}"
+
+    with pytest.raises(ConcurrentUpdate):
+        users.update(replace(user, name="Second", username=late_name), previous_username=user.username, since=stale)
+
+    assert users.get(user.id) == replace(user, name="First")
+    assert not firestore_client.collection(USERNAMES).document(late_name.casefold()).get().exists
+
+
 def test_update_saves_changed_fields(users: UserDAL) -> None:
     user = make_user()
     users.register(user, None)
     later = datetime(2030, 2, 1, tzinfo=UTC)
     changed = replace(user, name="New Name", phone_number="+4917000000000", country_code="FR", updated_at=later)
 
-    users.update(changed, previous_username=user.username)
+    users.update(changed, previous_username=user.username, since=read(users, user))
 
     assert users.get(user.id) == changed
 
@@ -178,7 +202,7 @@ def test_update_moves_the_username_claim(users: UserDAL, firestore_client: Any) 
     users.register(user, None)
     new_name = f"moved_{tag()}"
 
-    users.update(replace(user, username=new_name), previous_username=user.username)
+    users.update(replace(user, username=new_name), previous_username=user.username, since=read(users, user))
 
     stored = users.get(user.id)
     assert stored is not None
@@ -190,7 +214,7 @@ def test_update_moves_the_username_claim(users: UserDAL, firestore_client: Any) 
 def test_freed_username_can_be_registered_by_someone_else(users: UserDAL, firestore_client: Any) -> None:
     user = make_user()
     users.register(user, None)
-    users.update(replace(user, username=f"other_{tag()}"), previous_username=user.username)
+    users.update(replace(user, username=f"other_{tag()}"), previous_username=user.username, since=read(users, user))
 
     newcomer = make_user(username=user.username)
     users.register(newcomer, None)
@@ -203,7 +227,7 @@ def test_update_changing_only_the_case_of_the_username_keeps_the_claim(users: Us
     users.register(user, None)
     upper = user.username.upper()
 
-    users.update(replace(user, username=upper), previous_username=user.username)
+    users.update(replace(user, username=upper), previous_username=user.username, since=read(users, user))
 
     stored = users.get(user.id)
     assert stored is not None
@@ -218,7 +242,11 @@ def test_update_to_a_taken_username_is_refused_and_changes_nothing(users: UserDA
     users.register(user, None)
 
     with pytest.raises(UsernameTaken):
-        users.update(replace(user, username=holder.username, name="Changed"), previous_username=user.username)
+        users.update(
+            replace(user, username=holder.username, name="Changed"),
+            previous_username=user.username,
+            since=read(users, user),
+        )
 
     assert users.get(user.id) == user
     assert username_owner(firestore_client, user.username) == user.id

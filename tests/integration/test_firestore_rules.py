@@ -33,8 +33,10 @@ CLAIMS_ADMIN = "claims-admin"
 SIGNED_IN = (OWNER, STRANGER, CLAIMS_ADMIN)
 EVERYONE = (ANONYMOUS, *SIGNED_IN)
 
-# Collections no client may read, signed in or not.
-PRIVATE = ("companies", "payments", "identities", "usernames", "idempotency", "outbox", "webhook_events")
+# Collections no client may read, signed in or not. domain_events is the audit stream (read through
+# the API by the owning company's admins only), webhook_events the payment provider's events taken
+# in, idempotency the Idempotency-Key records (collection names as in shared/dal).
+PRIVATE = ("companies", "payments", "identities", "usernames", "idempotency", "domain_events", "webhook_events")
 
 
 def b64url(data: dict[str, Any]) -> str:
@@ -69,6 +71,7 @@ class Seed:
     published_event: str
     draft_event: str
     slot: str
+    buyer: str
     owner_booking: str
     stranger_booking: str
     private: dict[str, str]
@@ -182,6 +185,7 @@ def seed(firestore_client: Any) -> Seed:
         published_event=f"events/{published}",
         draft_event=f"events/{draft}",
         slot=f"events/{published}/slots/slot-{tag}",
+        buyer=f"events/{published}/buyers/{owner_user}",
         owner_booking=f"bookings/booking-owner-{tag}",
         stranger_booking=f"bookings/booking-stranger-{tag}",
         # Each private document belongs to the owner as far as its fields go: still unreadable.
@@ -206,6 +210,7 @@ def seed(firestore_client: Any) -> Seed:
         seed.published_event: {**event, "status": "published"},
         seed.draft_event: {**event, "status": "draft"},
         seed.slot: {"hold_id": f"hold-{tag}", "user_id": owner_user},
+        seed.buyer: {"pending": {f"booking-owner-{tag}": "2031-01-01T00:00:00Z"}, "user_id": owner_user},
         seed.owner_booking: {"user_id": owner_user, "buyer_subject": owner_uid, "event_id": published},
         seed.stranger_booking: {"user_id": stranger_user, "buyer_subject": stranger_uid, "event_id": published},
     }
@@ -259,6 +264,14 @@ def test_events_query_not_constrained_to_published_is_denied(
 def test_slots_are_not_readable(rest: Rest, seed: Seed, caller: str) -> None:
     assert_denied(rest.get(caller, seed.slot))
     assert_denied(rest.query(caller, "slots", parent=seed.published_event))
+
+
+@pytest.mark.parametrize("caller", EVERYONE)
+def test_buyers_pending_holds_are_not_readable(rest: Rest, seed: Seed, caller: str) -> None:
+    """events/{id}/buyers/{user}: even the buyer's own document is the server's business."""
+    assert_denied(rest.get(caller, seed.buyer))
+    assert_denied(rest.query(caller, "buyers", parent=seed.published_event))
+    assert_denied(rest.query(caller, "buyers", ("user_id", seed.owner_user.split("/")[1]), parent=seed.published_event))
 
 
 # ---- users ----------------------------------------------------------------------------------------
@@ -336,7 +349,10 @@ WRITE_TARGETS: dict[str, Callable[[Seed], str]] = {
     "payment": lambda s: s.private["payments"],
     "company": lambda s: s.private["companies"],
     "identity": lambda s: s.private["identities"],
-    "outbox": lambda s: s.private["outbox"],
+    "domain-event": lambda s: s.private["domain_events"],
+    "webhook-event": lambda s: s.private["webhook_events"],
+    "idempotency": lambda s: s.private["idempotency"],
+    "buyer-holds": lambda s: s.buyer,
 }
 WRITES = ("create", "upsert", "update", "delete", "commit")
 
