@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from shared.services.payments.refunding import Refunding
     from shared.services.slots import SlotPicker
     from shared.services.users import UserService
+    from shared.tasks import CloudTasksExpiryScheduler
 
 
 class Container:
@@ -160,6 +161,12 @@ class Container:
         return CachedEvents(self.event_store)
 
     @cached_property
+    def expiry_scheduler(self) -> CloudTasksExpiryScheduler:
+        from shared.tasks import CloudTasksExpiryScheduler
+
+        return CloudTasksExpiryScheduler(self.settings)
+
+    @cached_property
     def taken_counter(self) -> TakenCounter:
         from shared.services.counting import TakenCounter
 
@@ -171,7 +178,6 @@ class Container:
 
         from shared.services.bookings.holding import Holding
         from shared.services.bookings.ports import BookingRules
-        from shared.tasks import CloudTasksExpiryScheduler
 
         rules = BookingRules(
             hold_ttl=timedelta(seconds=self.settings.hold_ttl_seconds),
@@ -184,7 +190,7 @@ class Container:
             self.inventory,
             self.slot_picker,
             self.taken_counter,
-            CloudTasksExpiryScheduler(self.settings),
+            self.expiry_scheduler,
             rules,
             self.new_uow,
         )
@@ -209,7 +215,9 @@ class Container:
         from shared.services.payments.ports import PaymentRules
 
         rules = PaymentRules(processing_grace=timedelta(seconds=self.settings.processing_grace_seconds))
-        return PaymentLedger(self.payment_store, self.booking_store, self.inventory, self.new_uow, rules)
+        return PaymentLedger(
+            self.payment_store, self.booking_store, self.inventory, self.new_uow, rules, self.expiry_scheduler
+        )
 
     @cached_property
     def paying(self) -> Paying:

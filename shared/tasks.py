@@ -1,4 +1,4 @@
-"""Cloud Tasks: one task per booking, named after it, that expires the hold when it runs out.
+"""Cloud Tasks: a task per booking and expiry time, named after them, that expires the hold when it runs out.
 
 The client is created on first use (cold starts). Locally it talks to the Cloud Tasks emulator over
 an insecure channel; in production the task carries an OIDC token for the invoker service account
@@ -74,7 +74,10 @@ class CloudTasksExpiryScheduler:
                 "service_account_email": self.settings.tasks_invoker_service_account,
                 "audience": self.settings.tasks_target_base_url,
             }
-        task = {"name": f"{self.queue_path}/tasks/expire-{booking_id}", "schedule_time": when, "http_request": request}
+        # Named after the booking and the time: a retried create is deduplicated, a hold extended
+        # later gets a task of its own.
+        name = f"{self.queue_path}/tasks/expire-{booking_id}-{int(at.timestamp())}"
+        task = {"name": name, "schedule_time": when, "http_request": request}
         try:
             self.client().create_task(parent=self.queue_path, task=task, timeout=5)
         except gexc.AlreadyExists:

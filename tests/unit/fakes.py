@@ -763,7 +763,9 @@ class Wired:
             self.bookings, self.keys, self.events, self.inventory, picker, counter, self.expiry, rules, new_uow
         )
         self.releasing = Releasing(self.bookings, self.inventory, picker, counter, new_uow)
-        self.ledger = ledger = PaymentLedger(self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace))
+        self.ledger = ledger = PaymentLedger(
+            self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace), self.expiry
+        )
         self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
         self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)
         self.refunding = Refunding(

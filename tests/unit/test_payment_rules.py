@@ -195,6 +195,7 @@ def test_a_processing_payment_extends_a_short_hold_once(monkeypatch: pytest.Monk
     [grace] = [e for e in app.store.events_of(held.id) if e.action == "booking.extended"]
     assert grace.changes["expires_at"][1] == extended.expires_at.isoformat().replace("+00:00", "Z")
     assert grace.actor == Actor.user("u1")
+    assert app.expiry.scheduled[held.id] == extended.expires_at, "an expiry task at the new time"
 
     clock.advance(timedelta(minutes=1))
     second, outcome = app.paying.pay(BUYER, PayRequest(held.id, "pm_sepa"))

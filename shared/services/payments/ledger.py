@@ -17,6 +17,7 @@ from shared.models import PROVIDER_STATUSES, Payment, PaymentStatus, utcnow
 from shared.payments.gateway import Intent
 from shared.services.payments.ports import MAX_ATTEMPTS, BookingStore, Inventory, PaymentRules, PaymentStore
 from shared.services.retry import backoff
+from shared.tasks import ExpiryScheduler
 
 log = logging.getLogger("payments")
 # A decision about a payment: (what happened, the payment after it), or None to change nothing.
@@ -31,12 +32,14 @@ class PaymentLedger:
         inventory: Inventory,
         new_uow: Callable[[], UnitOfWork],
         rules: PaymentRules,
+        expiry: ExpiryScheduler,
     ) -> None:
         self.payments = payments
         self.bookings = bookings
         self.inventory = inventory
         self.new_uow = new_uow
         self.rules = rules
+        self.expiry = expiry  # an extended hold gets an expiry task at its new time
 
     def change(self, payment_id: str, decide: Callable[[Payment, datetime], Decision], actor: Actor) -> Payment:
         """Apply `decide` to the payment as stored now, until it commits; returns the payment after."""
@@ -119,7 +122,9 @@ class PaymentLedger:
             uow.record(change("extended", after, actor, now, before=booking))
             try:
                 uow.commit()
-                return
             except ConcurrentUpdate:
                 backoff(attempt)
+                continue
+            self.expiry.schedule_expiry(booking.id, extended_until)
+            return
         log.info("booking %s kept changing; hold not extended", payment.booking_id)
