@@ -182,6 +182,7 @@ class Container:
         rules = BookingRules(
             hold_ttl=timedelta(seconds=self.settings.hold_ttl_seconds),
             max_pending_per_buyer=self.settings.max_pending_bookings_per_buyer,
+            max_holds_per_minute=self.settings.max_holds_per_buyer_per_minute,
         )
         return Holding(
             self.booking_store,

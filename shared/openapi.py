@@ -62,11 +62,11 @@ OPERATIONS: list[Operation] = [
     Operation(
         "POST",
         "/v1/events/{event_id}/bookings",
-        "Hold tickets (registered user)",
+        "Hold tickets (registered user); 429 rate_limited past MAX_HOLDS_PER_BUYER_PER_MINUTE holds of one event",
         {201: s.BookingOut},
         body=s.BookingIn,
         headers=("Idempotency-Key",),
-        errors=(404, 409, 503),
+        errors=(404, 409, 429, 503),
     ),
     Operation(
         "GET",

@@ -34,8 +34,10 @@ class BookingDAL(Dal):
         snap = self.client.document(self._buyer_path(event_id, user_id)).get()
         if not snap.exists:
             return BuyerHolds()
-        pending = {k: as_utc(v) for k, v in (snap.get("pending") or {}).items()}
-        return BuyerHolds(pending, revision(snap))
+        doc = snap.to_dict() or {}
+        pending = {k: as_utc(v) for k, v in (doc.get("pending") or {}).items()}
+        recent = tuple(as_utc(t) for t in doc.get("recent") or ())
+        return BuyerHolds(pending, revision(snap), recent)
 
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
@@ -67,14 +69,18 @@ class BookingDAL(Dal):
     # ---- writes staged into a unit of work -----------------------------------------------------
 
     def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None:
-        """A new hold: the booking, and the buyer's pending holds if they are still as read."""
+        """A new hold: the booking, and the buyer's pending and recent holds if they are still as
+        read (`buyer.recent`: the holds still inside the rate window; this one is added)."""
         uow.create(self.path(booking.id), _to_doc(booking))
-        pending = {**buyer.active(booking.booking_time), booking.id: booking.expires_at}
+        doc = {
+            "pending": {**buyer.active(booking.booking_time), booking.id: booking.expires_at},
+            "recent": [*buyer.recent, booking.booking_time],
+        }
         buyer_path = self._buyer_path(booking.event_id, booking.user_id)
         if buyer.update_time is None:
-            uow.create(buyer_path, {"pending": pending})
+            uow.create(buyer_path, doc)
         else:
-            uow.update(buyer_path, {"pending": pending}, since=buyer.update_time)
+            uow.update(buyer_path, doc, since=buyer.update_time)
 
     def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None:
         """Store the booking's new state if nobody changed it since it was read (`since`), and keep

@@ -57,13 +57,19 @@ class Claim:
 
 @dataclass(frozen=True)
 class BuyerHolds:
-    """The unpaid bookings one buyer holds for one event: booking id -> expires_at."""
+    """The unpaid bookings one buyer holds for one event (booking id -> expires_at), and when the
+    buyer's recent holds were made (the per-minute cap)."""
 
     pending: dict[str, datetime] = field(default_factory=dict)
     update_time: Revision | None = None  # None: the document does not exist yet
+    recent: tuple[datetime, ...] = ()
 
     def active(self, now: datetime) -> dict[str, datetime]:
         return {b: t for b, t in self.pending.items() if t > now}
+
+    def since(self, start: datetime) -> tuple[datetime, ...]:
+        """The recent holds made after `start`, oldest first."""
+        return tuple(sorted(t for t in self.recent if t > start))
 
 
 @dataclass(frozen=True)

@@ -276,7 +276,9 @@ class FakeBookingStore(_Collection):
 
     def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds:
         found = self.store.get(_buyer_path(event_id, user_id))
-        return BuyerHolds(dict(found[0]["pending"]), found[1]) if found else BuyerHolds()
+        if not found:
+            return BuyerHolds()
+        return BuyerHolds(dict(found[0]["pending"]), found[1], tuple(found[0].get("recent", ())))
 
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
@@ -298,12 +300,15 @@ class FakeBookingStore(_Collection):
 
     def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None:
         uow.create(self.path(booking.id), _to_doc(booking))
-        pending = {**buyer.active(booking.booking_time), booking.id: booking.expires_at}
+        doc = {
+            "pending": {**buyer.active(booking.booking_time), booking.id: booking.expires_at},
+            "recent": [*buyer.recent, booking.booking_time],
+        }
         path = _buyer_path(booking.event_id, booking.user_id)
         if buyer.update_time is None:
-            uow.create(path, {"pending": pending})
+            uow.create(path, doc)
         else:
-            uow.update(path, {"pending": pending}, since=buyer.update_time)
+            uow.update(path, doc, since=buyer.update_time)
 
     def stage_update(self, uow: UnitOfWork, before: Booking, after: Booking, since: Revision) -> None:
         uow.update(self.path(after.id), _to_doc(after), since=since)
@@ -745,6 +750,7 @@ class Wired:
         max_pending: int = 2,
         grace: timedelta = timedelta(minutes=15),
         store: DocumentStore | None = None,
+        max_holds_per_minute: int = 5,
     ) -> None:
         """`store`: the documents of another Wired (another process of the same deployment)."""
         self.store = store or DocumentStore()
@@ -757,7 +763,7 @@ class Wired:
         self.expiry = FakeExpiryScheduler()
         new_uow, gateway = self.store.new_uow, lambda: self.gateway
         picker = SlotPicker(self.inventory, random.Random(7))
-        rules = BookingRules(hold_ttl=hold_ttl, max_pending_per_buyer=max_pending)
+        rules = BookingRules(hold_ttl, max_pending, max_holds_per_minute)
         self.counter = counter = TakenCounter(self.inventory.taken)
         self.holding = Holding(
             self.bookings, self.keys, self.events, self.inventory, picker, counter, self.expiry, rules, new_uow

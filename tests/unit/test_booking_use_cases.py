@@ -16,6 +16,7 @@ from shared.core.errors import (
     IdempotencyKeyReused,
     InvalidState,
     NotFound,
+    RateLimited,
     SoldOut,
     ValidationFailed,
 )
@@ -193,6 +194,39 @@ def test_a_buyer_holds_at_most_the_limit_of_unpaid_bookings_per_event(app: Wired
     third, created = hold(app, quantity=1)
     assert created, "a cancelled booking no longer counts"
     assert set(app.bookings.buyer_holds("ev-1", "buyer-1").pending) == {second.id, third.id}
+
+
+def test_holding_and_cancelling_in_a_loop_is_rate_limited_per_buyer_and_event(app: Wired, clock: Clock) -> None:
+    started = clock.now()
+    for _ in range(5):
+        booking, _ = hold(app, quantity=1)
+        app.releasing.cancel(BUYER, booking.id)
+        clock.advance(timedelta(seconds=2))
+
+    with pytest.raises(RateLimited) as raised:
+        hold(app, quantity=1)
+
+    assert (raised.value.status, raised.value.code) == (429, "rate_limited")
+    assert raised.value.headers["Retry-After"] == "50", "the oldest of the five (10 s ago) leaves the window in 50 s"
+    assert len(app.bookings.all()) == 5
+    assert app.inventory.taken("ev-1", clock.now()) == 0
+    hold(app, OTHER, quantity=1)  # other buyers are not affected
+
+    clock.advance(started + timedelta(minutes=1, seconds=1) - clock.now())
+    assert hold(app, quantity=1)[1], "one more once the oldest hold left the window"
+
+
+def test_the_rate_cap_holds_when_another_process_holds_meanwhile(clock: Clock) -> None:
+    app = Wired(hold_ttl=TTL, max_pending=5, max_holds_per_minute=2)
+    app.events.add(make_event(clock))
+    other_process = Wired(hold_ttl=TTL, max_pending=5, max_holds_per_minute=2, store=app.store)
+    hold(app, quantity=1)
+    app.store.before_next_commit(lambda: hold(other_process, quantity=1))
+
+    with pytest.raises(RateLimited):
+        hold(app, quantity=1)
+
+    assert len(app.bookings.all()) == 2, "the other process took the last hold of the minute"
 
 
 def test_expired_holds_no_longer_count_against_the_limit(app: Wired, clock: Clock) -> None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from shared.core.errors import (
     BookingLimitReached,
     IdempotencyKeyReused,
     InvalidState,
     NotFound,
+    RateLimited,
     SoldOut,
     Unavailable,
     ValidationFailed,
@@ -39,6 +42,8 @@ from shared.services.identity import Principal
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
 from shared.tasks import ExpiryScheduler
+
+RATE_WINDOW = timedelta(minutes=1)
 
 
 class Holding:
@@ -87,7 +92,7 @@ class Holding:
                     return replay, False
             try:
                 booking = self._try_hold(principal, subject, event, request.quantity, key, request_hash, attempt)
-            except (BookingLimitReached, SoldOut):
+            except (BookingLimitReached, RateLimited, SoldOut):
                 replay = self._replay(key, request_hash) if key else None
                 if replay:
                     return replay, False
@@ -125,6 +130,7 @@ class Holding:
         assert taken is not None
         if len(buyer.active(now)) >= self.rules.max_pending_per_buyer:
             raise BookingLimitReached(f"at most {self.rules.max_pending_per_buyer} unpaid booking(s) per event")
+        buyer = self._within_rate(buyer, now)
         try:
             picks = self.picker.pick(event.id, event.capacity, quantity, now, reread=attempt >= 2)
         except NoFreeSlots:
@@ -147,6 +153,18 @@ class Holding:
         self.picker.done(event.id, picks, claimed=True)
         self.counter.add(event.id, quantity)
         return booking
+
+    def _within_rate(self, buyer: BuyerHolds, now: datetime) -> BuyerHolds:
+        """The buyer's holds of the last minute, if one more is allowed; RateLimited if not. The
+        commit's precondition on the buyer's document makes the cap hold under concurrency."""
+        recent = buyer.since(now - RATE_WINDOW)
+        if len(recent) >= self.rules.max_holds_per_minute:
+            wait = recent[-self.rules.max_holds_per_minute] + RATE_WINDOW - now
+            raise RateLimited(
+                f"at most {self.rules.max_holds_per_minute} holds per minute for this event",
+                retry_after=max(1, math.ceil(wait.total_seconds())),
+            )
+        return replace(buyer, recent=recent)
 
     def commit_hold(self, plan: HoldPlan, actor: Actor) -> None:
         """The slot claims, the booking, the buyer's pending holds, the key and the event: at once."""

@@ -45,6 +45,7 @@ class Inventory(Protocol):
 class BookingRules:
     hold_ttl: timedelta
     max_pending_per_buyer: int
+    max_holds_per_minute: int = 5  # per buyer and event: holding and cancelling in a loop is refused
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ module "ticketing" {
   cors_allowed_origins           = var.cors_allowed_origins
   hold_ttl_seconds               = var.hold_ttl_seconds
   max_pending_bookings_per_buyer = var.max_pending_bookings_per_buyer
+  max_holds_per_buyer_per_minute = var.max_holds_per_buyer_per_minute
   log_level                      = "INFO"
 
   min_instances = var.min_instances

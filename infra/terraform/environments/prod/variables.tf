@@ -62,6 +62,12 @@ variable "max_pending_bookings_per_buyer" {
   default     = 1
 }
 
+variable "max_holds_per_buyer_per_minute" {
+  type        = number
+  description = "Holds one buyer may make of one event per minute (429 rate_limited beyond)."
+  default     = 5
+}
+
 variable "min_instances" {
   type        = number
   description = "Warm instances per public function."

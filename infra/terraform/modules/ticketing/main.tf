@@ -24,6 +24,7 @@ locals {
     AUTH_JWKS_URL                  = var.auth_jwks_url
     HOLD_TTL_SECONDS               = tostring(var.hold_ttl_seconds)
     MAX_PENDING_BOOKINGS_PER_BUYER = tostring(var.max_pending_bookings_per_buyer)
+    MAX_HOLDS_PER_BUYER_PER_MINUTE = tostring(var.max_holds_per_buyer_per_minute)
     CORS_ALLOWED_ORIGINS           = join(",", var.cors_allowed_origins)
     LOG_LEVEL                      = var.log_level
     PUBLIC_BASE_URL                = "https://${var.domains[0]}"

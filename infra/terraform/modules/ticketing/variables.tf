@@ -69,6 +69,12 @@ variable "max_pending_bookings_per_buyer" {
   default     = 1
 }
 
+variable "max_holds_per_buyer_per_minute" {
+  type        = number
+  description = "Holds one buyer may make of one event per minute (429 rate_limited beyond)."
+  default     = 5
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (CORS). Never \"*\"."
