@@ -4,7 +4,8 @@ Starts its own stack on free ports; registers an admin and BUYERS buyers (not ti
 event with CAPACITY tickets; sends BUYERS booking attempts of quantity 1 from CLIENTS concurrent
 clients through the gateway (JWT verification and all, default limits). Beside it, the same rush on
 the bare hold endpoint (the inventory code alone) is the ceiling. Then a payment funnel and cold
-starts. Bounded in count and time; REPEAT repetitions, medians shown; a JSON report is written to
+starts. Bounded in count and time; REPEAT repetitions, medians shown; after each repetition the
+invariants (dev/invariants.py) are checked over its two events; a JSON report is written to
 bench/results/.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from dev import invariants
 from dev.gateway import load_routes
 from dev.stack import ROOT, Stack, free_port, http_ok
 
@@ -41,6 +43,7 @@ TARGETS = {
     "import_ms": 300,
     "first_200_s": 1.0,
 }
+QUIET_S = 30.0  # seconds the invariant checker waits for the stack to come to rest after a repetition
 
 
 @dataclass
@@ -397,12 +400,29 @@ def run_once(stack: Stack, admin: str, tokens: list[str], args: argparse.Namespa
         )
     )
     full_summary, bare_summary = summarise(full), summarise(bare)
+    stored = oversell_check(stack.client_env(), event_id, args.capacity, started_at)
     return {
         "full": full_summary,
         "bare": bare_summary,
         "share_of_bare": full_summary["holds_per_second"] / bare_summary["holds_per_second"],
         "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after},
-        "stored": oversell_check(stack.client_env(), event_id, args.capacity, started_at),
+        "stored": stored,
+        "invariants": invariants_check(stack, [event_id, bare_event]),
+    }
+
+
+def invariants_check(stack: Stack, event_ids: list[str]) -> dict[str, Any]:
+    """dev/invariants.py over the repetition's events, once the stack has come to rest."""
+    db, provider = invariants.clients_for(stack)
+    started = time.monotonic()
+    found = invariants.check(db, provider, event_ids=event_ids, mail_dir=stack.mail_dir, settle=QUIET_S)
+    print(f"  invariants: {len(found)} violation(s) in {time.monotonic() - started:.1f} s", flush=True)
+    for violation in found[:20]:
+        print(f"    {violation}", flush=True)
+    return {
+        "violations": len(found),
+        "by_rule": dict(Counter(v.rule for v in found)),
+        "first": [str(v) for v in found[:20]],
     }
 
 
@@ -465,6 +485,7 @@ def table(report: dict[str, Any]) -> str:
         ("latency p99, 201 / sold_out", f"{m['p99_201_ms']:.0f} / {m['p99_sold_out_ms']:.0f} ms", ""),
         ("errors (not 201 nor sold_out)", f"{m['errors']:.0f}", "0"),
         ("oversold", "yes" if report["any_oversold"] else "no", "no"),
+        ("invariant violations (all repetitions)", f"{report['invariant_violations']}", "0"),
         ("most writes to one document", f"{report['most_writes_to_one_document']} (event doc: 0)", ""),
         ("CPU s: emulators / functions / client", cpu, "client light"),
         (
@@ -533,6 +554,7 @@ def main() -> int:
         "targets": TARGETS,
         "medians": medians,
         "any_oversold": any(r["stored"]["oversold"] for r in runs),
+        "invariant_violations": sum(r["invariants"]["violations"] for r in runs),
         "most_writes_to_one_document": max(r["stored"]["most_writes_to_one_document"] for r in runs),
         "repetitions": runs,
         "payment_funnel": funnel,

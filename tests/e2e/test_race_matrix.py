@@ -8,6 +8,9 @@ barrier (one thread and one HTTP session each), then three rules are checked, as
 - the stored state, read back over the API (and from localstripe where money is involved), is
   exactly one of the outcomes the contract allows.
 
+Once a race's rounds are over, the invariants (dev/invariants.py) are checked over the events the
+race created, read from the stores once the system has come to rest.
+
 A round that breaks a rule is recorded and the remaining rounds still run, so a failing race says
 how many of its rounds failed and how (`pytest -s` prints every round). The number of rounds is
 chosen so that a race fails reliably when its guard is removed.
@@ -19,13 +22,14 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 
+from dev import invariants
 from dev.stack import Stack
 from tests.e2e.bookings_helpers import (
     NO_TASKS,
@@ -78,6 +82,9 @@ STABLE_CODES = {
 }
 IN_PROGRESS = "409 payment_in_progress"
 SETTLE = 10.0  # seconds for what happens after the answers (Pub/Sub, the finaliser, refunds)
+QUIET = 20.0  # seconds for the system to come to rest before the invariants are judged
+RACE_EVENTS: list[str] = []  # the events the race being played created (new_event adds to it)
+_CLIENTS: dict[str, tuple[Any, Any]] = {}  # stack url -> (Firestore client, Stripe client)
 
 
 # ---- firing and judging -------------------------------------------------------------------------
@@ -129,8 +136,9 @@ def answers_in(responses: Iterable[requests.Response], allowed: set[str]) -> Cou
 Check = Callable[[], None]
 
 
-def play_rounds(race: str, rounds: int, play: Callable[[int], Check | None], settle: float = 0.0) -> None:
-    """Play `rounds` rounds of a race; fail at the end with every round that broke a rule.
+def play_rounds(race: str, rounds: int, play: Callable[[int], Check | None], settle: float = 0.0, *, on: Stack) -> None:
+    """Play `rounds` rounds of a race; fail at the end with every round that broke a rule, and with
+    every invariant the race's events (RACE_EVENTS, on the stack `on`) break once it is over.
 
     `play(i)` races and checks round i; it may return a check to run once every round has been
     played and `settle` seconds have passed (for outcomes that take a while to show)."""
@@ -155,8 +163,25 @@ def play_rounds(race: str, rounds: int, play: Callable[[int], Check | None], set
     print(f"\n[{race}] {rounds - len(failed)}/{rounds} rounds passed in {time.monotonic() - started:.1f}s")
     for number, reason in sorted(failed.items()):
         print(f"[{race}] round {number} FAILED: {reason}")
+    checked_at = time.monotonic()
+    broken = broken_invariants(on, RACE_EVENTS)
+    took = time.monotonic() - checked_at
+    print(f"[{race}] invariants over {len(RACE_EVENTS)} event(s): {len(broken)} violation(s) in {took:.1f}s")
+    for violation in broken:
+        print(f"[{race}] {violation}")
     summary = "\n".join(f"round {n}: {reason.splitlines()[0][:300]}" for n, reason in sorted(failed.items()))
-    assert not failed, f"{race}: {len(failed)} of {rounds} rounds failed\n{summary}"
+    summary += "".join(f"\ninvariant {v}"[:300] for v in broken)
+    counts = f"{len(failed)} of {rounds} rounds failed, {len(broken)} invariant violation(s)"
+    ok = not failed and not broken
+    assert ok, f"{race}: {counts}\n{summary}"
+
+
+def broken_invariants(stack: Stack, event_ids: list[str]) -> list[invariants.Violation]:
+    """The invariants' violations over these events of the stack, once it has come to rest."""
+    if stack.url not in _CLIENTS:
+        _CLIENTS[stack.url] = invariants.clients_for(stack)
+    db, provider = _CLIENTS[stack.url]
+    return invariants.check(db, provider, event_ids=event_ids, mail_dir=stack.mail_dir, settle=QUIET)
 
 
 def report(race: str, number: int, **figures: Any) -> None:
@@ -207,6 +232,14 @@ class Money:
 # ---- fixtures -----------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def race_events() -> Iterator[list[str]]:
+    """Each race starts with no event of its own."""
+    RACE_EVENTS.clear()
+    yield RACE_EVENTS
+    RACE_EVENTS.clear()
+
+
 @pytest.fixture(scope="module")
 def http(stack: Stack) -> Http:
     return Http(stack.url)
@@ -225,7 +258,9 @@ def buyers(http: Http) -> list[Person]:
 
 def new_event(http: Http, admin: Person, capacity: int = 10, **overrides: Any) -> dict[str, Any]:
     name = f"Race {secrets.token_hex(3)}"
-    return http.create_event(admin[0], name=name, capacity=capacity, base_price=2500, surge_threshold=1.0, **overrides)
+    event = http.create_event(admin[0], name=name, capacity=capacity, base_price=2500, surge_threshold=1.0, **overrides)
+    RACE_EVENTS.append(event["id"])
+    return event
 
 
 def hold(http: Http, token: str, event_id: str, quantity: int = 1) -> dict[str, Any]:
@@ -264,7 +299,7 @@ def confirmed_booking(http: Http, admin: Person, buyer: Person, quantity: int = 
 
 
 @pytest.mark.parametrize("events", ["fresh event per round", "same event every round"])
-def test_patch_x_patch_one_wins_the_rest_get_412(http: Http, admin: Person, events: str) -> None:
+def test_patch_x_patch_one_wins_the_rest_get_412(http: Http, stack: Stack, admin: Person, events: str) -> None:
     """Six admin clients PATCH one event with the same If-Match, each a different name and capacity:
     one 200, five `412 version_conflict`, and the event is at version + 1 with the winner's change.
     (The clients share the company's admin token: one company has one admin in this API version.)"""
@@ -288,7 +323,7 @@ def test_patch_x_patch_one_wins_the_rest_get_412(http: Http, admin: Person, even
         assert (after_race["name"], after_race["capacity"]) == (bodies[winner]["name"], bodies[winner]["capacity"])
         assert after_race["available_tickets"] == after_race["capacity"], "nobody holds a ticket of this event"
 
-    play_rounds(race, 10, play)
+    play_rounds(race, 10, play, on=stack)
 
 
 # ---- 2 and 3. pay x pay -------------------------------------------------------------------------
@@ -334,7 +369,7 @@ def test_pay_x_pay_charges_the_card_once(
         assert money.refunds == {payment["transaction_id"]: 0}, f"a charge had to be refunded: {money}"
         assert read(http, f"/v1/events/{event['id']}")["available_tickets"] == 8
 
-    play_rounds(race, 8, play)
+    play_rounds(race, 8, play, on=stack)
 
 
 # ---- 4. pay x cancel ----------------------------------------------------------------------------
@@ -389,14 +424,14 @@ def test_pay_x_cancel_ends_paid_or_cancelled_never_both(
 
         return check
 
-    play_rounds(race, len(delays), play, settle=1.0)
+    play_rounds(race, len(delays), play, settle=1.0, on=stack)
 
 
 # ---- 5. cancel x cancel, cancel x expiry --------------------------------------------------------
 
 
 def test_cancel_x_cancel_all_answer_cancelled(
-    http: Http, admin: Person, buyers: list[Person], firestore_client: Any
+    http: Http, stack: Stack, admin: Person, buyers: list[Person], firestore_client: Any
 ) -> None:
     """Six concurrent cancels of one booking: all `200 cancelled`, written once, tickets back once."""
     race = "cancel x cancel"
@@ -416,7 +451,7 @@ def test_cancel_x_cancel_all_answer_cancelled(
         assert stored is not None
         assert [h["status"] for h in stored["history"]] == ["pending_payment", "cancelled"], stored["history"]
 
-    play_rounds(race, 5, play)
+    play_rounds(race, 5, play, on=stack)
 
 
 @pytest.fixture(scope="module")
@@ -436,6 +471,7 @@ def test_cancel_x_expiry_task_ends_cancelled_or_expired(no_tasks: Stack) -> None
     people = http.buyers(3 * len(offsets))
     capacity = 4
     events = [http.create_event(admin[0], capacity=capacity) for _ in offsets]
+    RACE_EVENTS.extend(event["id"] for event in events)
     bookings = []
     for number, event in enumerate(events):  # 0.25 s apart, so that each round fires at its own moment
         bookings.append(hold(http, people[3 * number][0], event["id"], 2))
@@ -474,7 +510,7 @@ def test_cancel_x_expiry_task_ends_cancelled_or_expired(no_tasks: Stack) -> None
 
         return check
 
-    play_rounds(race, len(offsets), play)
+    play_rounds(race, len(offsets), play, on=no_tasks)
 
 
 # ---- 6. refund x refund -------------------------------------------------------------------------
@@ -497,7 +533,7 @@ def test_refund_x_refund_refunds_once(http: Http, stack: Stack, admin: Person, b
         assert read(http, f"/v1/payments/{paid['id']}", admin[0])["status"] == "refunded"
         assert read(http, f"/v1/events/{event['id']}")["available_tickets"] == 10
 
-    play_rounds(race, 5, play)
+    play_rounds(race, 5, play, on=stack)
 
 
 # ---- 7. refund x late webhook -------------------------------------------------------------------
@@ -534,14 +570,14 @@ def test_refund_x_redelivered_webhook_stays_refunded(
 
         return check
 
-    play_rounds(race, 5, play, settle=1.5)
+    play_rounds(race, 5, play, settle=1.5, on=stack)
 
 
 # ---- 8. capacity change x holds -----------------------------------------------------------------
 
 
 def test_capacity_changes_x_holds_never_hold_more_than_capacity(
-    http: Http, admin: Person, buyers: list[Person]
+    http: Http, stack: Stack, admin: Person, buyers: list[Person]
 ) -> None:
     """50 buyers hold one ticket each, arriving over one second, while two admin clients keep
     lowering the capacity to just above what is held at that moment (so the holds in flight race it)
@@ -593,7 +629,7 @@ def test_capacity_changes_x_holds_never_hold_more_than_capacity(
         assert held <= final["capacity"], f"{held} tickets held of a capacity of {final['capacity']}"
         assert final["available_tickets"] == final["capacity"] - held, final
 
-    play_rounds(race, 3, play)
+    play_rounds(race, 3, play, on=stack)
 
 
 # ---- 9. hold x hold with one Idempotency-Key ----------------------------------------------------
@@ -601,7 +637,7 @@ def test_capacity_changes_x_holds_never_hold_more_than_capacity(
 
 @pytest.mark.parametrize("bodies", ["same body", "two bodies"])
 def test_hold_x_hold_with_one_idempotency_key_makes_one_booking(
-    http: Http, admin: Person, buyers: list[Person], bodies: str
+    http: Http, stack: Stack, admin: Person, buyers: list[Person], bodies: str
 ) -> None:
     """One buyer sends 16 holds with one Idempotency-Key at once. With the same body: 16 x 201, one
     booking. With two bodies (quantity 1 or 2, half each): the body that won is answered 201 with
@@ -626,7 +662,7 @@ def test_hold_x_hold_with_one_idempotency_key_makes_one_booking(
         other = 3 - quantity if bodies == "two bodies" else 3
         assert code_of(http.hold(token, event["id"], other, key=key)) == "422 idempotency_key_reused"
 
-    play_rounds(race, 5, play)
+    play_rounds(race, 5, play, on=stack)
     taken = 100 - read(http, f"/v1/events/{event['id']}")["available_tickets"]
     held = all_items(http, f"/v1/events/{event['id']}/bookings", admin[0])
     assert taken == sum(b["quantity"] for b in held), (taken, held)

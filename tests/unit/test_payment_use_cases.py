@@ -268,9 +268,10 @@ def test_an_attempt_whose_provider_call_timed_out_is_resumed_with_the_same_key(
     assert app.gateway.charges == [(resumed.transaction_id, 5000, "EUR")]
 
 
+@pytest.mark.usefixtures("no_waiting")
 @pytest.mark.parametrize("key", ["k1", None], ids=["same_key", "no_key"])
 def test_a_retry_after_the_confirmation_timed_out_completes_the_payment(
-    app: Wired, booking: Booking, key: str | None
+    app: Wired, booking: Booking, clock: Clock, key: str | None
 ) -> None:
     app.gateway.time_out("confirm_intent")
     with pytest.raises(Unavailable):
@@ -279,12 +280,17 @@ def test_a_retry_after_the_confirmation_timed_out_completes_the_payment(
     assert unconfirmed.status == "requires_confirmation"
     assert app.gateway.charges == []
 
+    with pytest.raises(PaymentInProgress):  # the first request might still be confirming it
+        pay(app, booking, key=key)
+    assert app.gateway.charges == []
+
+    clock.advance(timedelta(seconds=5))
     retried, _ = pay(app, booking, key=key)
 
     assert (retried.id, retried.status) == (unconfirmed.id, "succeeded")
     assert app.payment_of(unconfirmed.id).status == "succeeded"
     assert app.gateway.charges == [(retried.transaction_id, 5000, "EUR")]
-    assert len(app.gateway.intents) == 1
+    assert len(app.gateway.intents) == 1, "the same intent is confirmed, no second one is made"
 
 
 def test_a_replayed_decline_is_declined_again_and_charges_nothing(app: Wired, booking: Booking) -> None:

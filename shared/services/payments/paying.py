@@ -140,11 +140,19 @@ class Paying:
         return None
 
     def _resume(self, payment: Payment, actor: Actor) -> Payment:
-        """An attempt with a payment method that the provider has not confirmed yet (the confirm
-        call timed out, or its answer was lost) is confirmed now, with the same provider keys, so
-        a retry finishes it instead of returning it unpaid. Other open attempts wait for the buyer."""
-        if payment.payment_method and payment.status == "requires_confirmation":
-            return self._call_provider(payment, actor)
+        """An attempt with a payment method that the provider has not confirmed: while another
+        request may still be confirming it, wait for that; once that request cannot be running any
+        more (its call timed out, or its process died), confirm the same intent with the same key,
+        so a retry finishes the payment instead of returning it unpaid. Never a second intent."""
+        deadline = time.monotonic() + WAIT_FOR_OTHER.total_seconds()
+        while payment.payment_method and payment.status == "requires_confirmation" and payment.transaction_id:
+            if utcnow() - payment.updated_at >= RESUME_AFTER:
+                return self._confirm(payment, payment.transaction_id, actor)
+            if time.monotonic() >= deadline:
+                raise PaymentInProgress("the first request is still confirming this payment")
+            time.sleep(POLL_SECONDS)
+            found = self.payments.get(payment.id)
+            payment = found[0] if found else payment
         return payment
 
     def _await_provider(self, payment: Payment, actor: Actor) -> Payment:
@@ -213,9 +221,6 @@ class Paying:
                 payment_method=payment.payment_method,
             )
             payment = self.ledger.record_intent(payment.id, intent, actor)
-            if payment.payment_method and intent.status == "requires_confirmation":
-                intent = gateway.confirm_intent(intent.id, idempotency_key=f"{payment.idempotency_key}:confirm")
-                payment = self.ledger.record_intent(payment.id, intent, actor)
         except Declined as exc:
             self.ledger.record_failure(payment.id, exc.code, exc.intent_id, actor)
             _refuse(exc.code)
@@ -226,7 +231,22 @@ class Paying:
             raise PaymentInProgress("the provider is still answering the first call of this attempt") from None
         except ProviderUnavailable:
             raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
+        if payment.payment_method and intent.status == "requires_confirmation":
+            return self._confirm(payment, intent.id, actor)
         return payment
+
+    def _confirm(self, payment: Payment, intent_id: str, actor: Actor) -> Payment:
+        """Server-side confirmation of the attempt's intent (same key on every retry)."""
+        try:
+            intent = self.gateway().confirm_intent(intent_id, idempotency_key=f"{payment.idempotency_key}:confirm")
+        except Declined as exc:
+            self.ledger.record_failure(payment.id, exc.code, exc.intent_id, actor)
+            _refuse(exc.code)
+        except ProviderBusy:
+            raise PaymentInProgress("the provider is still confirming this attempt") from None
+        except ProviderUnavailable:
+            raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
+        return self.ledger.record_intent(payment.id, intent, actor)
 
     def _replay(self, key_id: str, request_hash: str, actor: Actor) -> Payment | None:
         record = self.keys.get(key_id)
