@@ -28,6 +28,7 @@ def create(req: ApiRequest) -> ApiResponse:
 @router.route("GET", "/v1/events")
 def search(req: ApiRequest) -> ApiResponse:
     c = container()
+    c.authenticator.optional_principal(req.header("Authorization"))  # no token is fine; a bad one is not
     return json_response(200, c.events.search(req.query(EventSearch)))
 
 

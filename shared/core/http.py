@@ -122,11 +122,13 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._templates: dict[tuple[str, str], None] = {}  # (method, template) as registered, in order
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
         pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[A-Za-z0-9_-]{1,64})", template) + "/?$")
 
         def register(handler: Handler) -> Handler:
+            self._templates[(method, template)] = None
             for existing, methods in self._routes:
                 if existing.pattern == pattern.pattern:
                     methods[method] = handler
@@ -135,6 +137,10 @@ class Router:
             return handler
 
         return register
+
+    def routes(self) -> list[tuple[str, str]]:
+        """Every (method, path template) registered, in order: what tests and tools enumerate."""
+        return list(self._templates)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         for pattern, methods in self._routes:

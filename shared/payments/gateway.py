@@ -52,7 +52,8 @@ class ProviderBusy(Exception):
 
 
 class BadSignature(Exception):
-    pass
+    """A webhook whose signature, timestamp or body is not accepted (unsigned, stale, or signed but
+    not an event we can read)."""
 
 
 class NotCancellable(Exception):

@@ -108,11 +108,16 @@ class StripeGateway:
             event = stripe.Webhook.construct_event(
                 payload, signature or "", self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
             )
-        except (stripe.SignatureVerificationError, ValueError) as exc:
+        except stripe.SignatureVerificationError as exc:
             raise BadSignature(str(exc)) from None
-        obj = event.data.object.to_dict() if event.data else {}
-        intent = _intent(obj) if obj.get("object") == "payment_intent" else None
-        return ProviderEvent(id=str(event.id), status=EVENT_STATUS.get(str(event.type)), intent=intent)
+        except (AttributeError, TypeError, ValueError):  # signed, but not JSON or not an object
+            raise BadSignature("the body is not a readable Stripe event") from None
+        try:
+            obj = event.data.object.to_dict() if event.data else {}
+            intent = _intent(obj) if obj.get("object") == "payment_intent" else None
+            return ProviderEvent(id=str(event["id"]), status=EVENT_STATUS.get(str(event["type"])), intent=intent)
+        except (AttributeError, KeyError, TypeError, ValueError):  # signed, but not an event we can read
+            raise BadSignature("the event's body is not a readable Stripe event") from None
 
 
 def _intent(resource: Any) -> Intent:

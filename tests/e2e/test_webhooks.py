@@ -219,3 +219,39 @@ def test_an_unhandled_event_type_for_a_payment_changes_nothing(
     assert response.status_code == 200, response.text
     assert get_payment(api, buyer[0], payment["id"])["status"] == "requires_payment_method"
     assert get_booking(api, buyer[0], booking["id"])["status"] == "pending_payment"
+
+
+def _without(obj: dict[str, Any], field: str) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k != field}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda p: json.dumps([1, 2]).encode(), id="a_json_array"),
+        pytest.param(lambda p: b"not json", id="not_json"),
+        pytest.param(
+            lambda p: json.dumps(
+                stripe_event("payment_intent.succeeded", _without(intent_object(p, "succeeded"), "status"))
+            ).encode(),
+            id="intent_without_status",
+        ),
+        pytest.param(
+            lambda p: json.dumps(
+                stripe_event("payment_intent.succeeded", {**intent_object(p, "succeeded"), "amount": "lots"})
+            ).encode(),
+            id="amount_not_a_number",
+        ),
+        pytest.param(lambda p: json.dumps({"id": "evt_x", "type": "payment_intent.succeeded"}).encode(), id="no_data"),
+    ],
+)
+def test_a_signed_body_that_is_not_a_readable_event_is_400_and_changes_nothing(
+    api: Api, stack: Stack, buyer: Person, unpaid: tuple[dict, dict], body: Any
+) -> None:
+    booking, payment = unpaid
+
+    response = deliver(api, stack.webhook_secret, body(payment))
+
+    assert_problem(response, 400, "invalid_webhook")
+    assert get_payment(api, buyer[0], payment["id"])["status"] == "requires_payment_method"
+    assert get_booking(api, buyer[0], booking["id"])["status"] == "pending_payment"
