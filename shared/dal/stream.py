@@ -1,7 +1,9 @@
 """DomainEventDAL: the stream of domain events (collection `domain_events`), its only writer.
 
 Records have random ids (no hot key range) and are never edited, except to mark them published
-to Pub/Sub. The audit log reads them per ticketed event, newest first.
+to Pub/Sub. The audit log reads them per ticketed event, newest first. One event is carried by the
+document it creates instead of a record of its own: `booking.held`, inside the booking (the hold
+rush is the hottest commit, and one document fewer there is worth a merged read here).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.dal.base import Dal, as_utc
 from shared.dal.records import UnitOfWork
 from shared.domain_events import Actor, DomainEvent
+
+CARRIED = "domain_event"  # the field of a document that carries the event of its own creation
+CARRIERS = "bookings"  # the collection whose documents carry one (`booking.held`, id = booking id)
 
 
 class DomainEventDAL(Dal):
@@ -35,22 +40,37 @@ class DomainEventDAL(Dal):
         )
         return [_from_doc(s.to_dict() or {}) for s in query.stream()]
 
+    def carried(self, event: DomainEvent) -> dict[str, Any]:
+        """The field that carries `event` inside the document whose creation it records (a hold's
+        booking: one write fewer in the hottest commit). The stream reads it from there."""
+        return {CARRIED: _to_doc(event)}
+
     def of_event(
         self, event_id: str, limit: int, after: tuple[datetime, str] | None
     ) -> tuple[list[DomainEvent], tuple[datetime, str] | None]:
-        """The stream of one ticketed event, newest first, and the cursor of the next page."""
+        """The stream of one ticketed event, newest first, and the cursor of the next page: its own
+        records merged with the events that bookings carry (ordered by time, then id, in both)."""
+        own = self._newest(self.collection, "at", event_id, limit, after)
+        carried = self._newest(CARRIERS, "booking_time", event_id, limit, after)
+        found = sorted(own + carried, key=lambda e: (e.at, e.id), reverse=True)
+        page = found[:limit]
+        return page, (page[-1].at, page[-1].id) if len(found) > limit and page else None
+
+    def _newest(
+        self, collection: str, time_field: str, event_id: str, limit: int, after: tuple[datetime, str] | None
+    ) -> list[DomainEvent]:
         query = (
-            self.client.collection(self.collection)
+            self.client.collection(collection)
             .where(filter=FieldFilter("event_id", "==", event_id))
-            .order_by("at", direction=firestore.Query.DESCENDING)
+            .order_by(time_field, direction=firestore.Query.DESCENDING)
             .order_by("__name__", direction=firestore.Query.DESCENDING)
         )
         if after:
-            query = query.start_after({"at": after[0], "__name__": self.ref(after[1])})
-        found = [_from_doc(s.to_dict() or {}) for s in query.limit(limit + 1).stream()]
-        more = len(found) > limit
-        found = found[:limit]
-        return found, (found[-1].at, found[-1].id) if more and found else None
+            query = query.start_after({time_field: after[0], "__name__": self.client.document(collection, after[1])})
+        docs = [s.to_dict() or {} for s in query.limit(limit + 1).stream()]
+        if collection == self.collection:
+            return [_from_doc(d) for d in docs]
+        return [_from_doc(d[CARRIED]) for d in docs if CARRIED in d]
 
 
 def _to_doc(event: DomainEvent) -> dict[str, Any]:

@@ -33,10 +33,12 @@ class FirestoreUnitOfWork:
         self.relay = relay
         self.batch = client.batch()
         self.events: list[DomainEvent] = []
+        self.creates: dict[str, dict[str, Any]] = {}  # staged at commit, when carried events are known
+        self.carried: dict[str, DomainEvent] = {}  # path of a created document -> the event it carries
         self.committed = False
 
     def create(self, path: str, data: dict[str, Any]) -> None:
-        self.batch.create(self.client.document(path), data)
+        self.creates[path] = data
 
     def update(self, path: str, data: dict[str, Any], since: Revision | None = None) -> None:
         self.batch.update(self.client.document(path), data, **self._unchanged(since))
@@ -44,8 +46,10 @@ class FirestoreUnitOfWork:
     def delete(self, path: str, since: Revision | None = None) -> None:
         self.batch.delete(self.client.document(path), **self._unchanged(since))
 
-    def record(self, event: DomainEvent) -> None:
+    def record(self, event: DomainEvent, inside: str | None = None) -> None:
         self.events.append(event)
+        if inside is not None:
+            self.carried[inside] = event
 
     def commit(self) -> list[DomainEvent]:
         """Write everything at once; then hand the events that have topics to the relay.
@@ -55,8 +59,14 @@ class FirestoreUnitOfWork:
         if self.committed:
             raise RuntimeError("a unit of work commits once; start a new one")
         self.committed = True
+        if set(self.carried) - set(self.creates):
+            raise ValueError("an event is carried only by a document this commit creates")
         for event in self.events:
-            self.stream.stage(self, event)
+            if event not in self.carried.values():
+                self.stream.stage(self, event)
+        for path, data in self.creates.items():
+            carried = self.carried.get(path)
+            self.batch.create(self.client.document(path), {**data, **self.stream.carried(carried)} if carried else data)
         commit(self.batch)
         announced = [e for e in self.events if e.topics]
         if announced and self.relay is not None:

@@ -164,9 +164,14 @@ def idem_doc(s: Stores, key_id: str) -> Any:
 
 
 def records_of(s: Stores, object_id: str) -> list[dict[str, Any]]:
-    """The domain-event records stored for one booking, oldest first."""
+    """The domain-event records stored for one booking, oldest first: its own records, and the
+    `booking.held` that the booking document carries."""
     query = s.client.collection("domain_events").where(filter=FieldFilter("object_id", "==", object_id))
-    return sorted((snap.to_dict() for snap in query.stream()), key=lambda r: r["sequence"])
+    records = [snap.to_dict() for snap in query.stream()]
+    booking = s.client.collection("bookings").document(object_id).get()
+    if booking.exists and "domain_event" in (booking.to_dict() or {}):
+        records.append(booking.get("domain_event"))
+    return sorted(records, key=lambda r: r["sequence"])
 
 
 def current(s: Stores, booking_id: str) -> tuple[Booking, Revision]:
@@ -332,7 +337,7 @@ def test_release_of_a_booking_whose_id_needs_quoting_in_a_field_path(s: Stores) 
     s.release(before, after, update_time, s.inventory.claims_of(event_id, odd.id))
 
     assert s.bookings.buyer_holds(event_id, user_id).pending == {keep.id: keep.expires_at}
-    assert set(buyer_doc(s, event_id, user_id).to_dict()) == {"pending"}  # no stray top-level field
+    assert set(buyer_doc(s, event_id, user_id).to_dict()) == {"pending", "recent"}  # no stray top-level field
 
 
 def test_extending_a_hold_moves_its_end_in_the_buyers_pending_holds(s: Stores) -> None:

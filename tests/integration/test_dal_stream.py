@@ -203,3 +203,49 @@ def test_marking_a_record_published_twice_is_harmless(firestore_client: Any, str
 
     assert event.id not in {e.id for e in stream.unpublished(cutoff, 10_000)}
     assert stream.of_event(event.event_id, 10, None) == ([event], None)
+
+
+def carried_by_a_booking(client: Any, stream: DomainEventDAL, event_id: str, at: datetime) -> DomainEvent:
+    """A `booking.held` carried by the booking document it creates (id = booking id), as a hold does."""
+    booking_id = f"b-{secrets.token_hex(6)}"
+    held = make(event_id, at, id=booking_id, object_id=booking_id)
+    uow = FirestoreUnitOfWork(client, stream)
+    uow.create(f"bookings/{booking_id}", {"id": booking_id, "event_id": event_id, "booking_time": at})
+    uow.record(held, inside=f"bookings/{booking_id}")
+    uow.commit()
+    return held
+
+
+def test_events_carried_by_bookings_are_read_with_the_records_in_one_order(
+    firestore_client: Any, stream: DomainEventDAL
+) -> None:
+    event_id = scope()
+    carried = [carried_by_a_booking(firestore_client, stream, event_id, BASE + timedelta(seconds=s)) for s in (1, 3, 3)]
+    own = [make(event_id, BASE + timedelta(seconds=s)) for s in (0, 2, 3, 4)]
+    commit(firestore_client, stream, *own)
+
+    assert all(not firestore_client.document(f"domain_events/{e.id}").get().exists for e in carried)
+    for size in (1, 2, 3, 7, 8):
+        seen: list[DomainEvent] = []
+        after = None
+        while True:
+            page, after = stream.of_event(event_id, size, after)
+            seen += page
+            if after is None:
+                break
+        assert [e.id for e in seen] == newest_first(carried + own), size
+    assert stream.of_event(event_id, 7, None)[0] == sorted(carried + own, key=lambda e: (e.at, e.id), reverse=True)
+
+
+def test_an_event_is_carried_only_by_a_document_the_same_commit_creates(
+    firestore_client: Any, stream: DomainEventDAL
+) -> None:
+    event_id = scope()
+    held = make(event_id, BASE)
+    uow = FirestoreUnitOfWork(firestore_client, stream)
+    uow.record(held, inside=f"bookings/{held.object_id}")
+
+    with pytest.raises(ValueError, match="carried"):
+        uow.commit()
+
+    assert stream.of_event(event_id, 10, None) == ([], None)

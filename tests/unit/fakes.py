@@ -145,6 +145,7 @@ class FakeUnitOfWork:
         self.store = store
         self.writes: list[tuple[str, str, dict[str, Any] | None, Revision | None]] = []
         self.recorded: list[DomainEvent] = []
+        self.carriers: list[str] = []
 
     def create(self, path: str, data: dict[str, Any]) -> None:
         self.writes.append(("create", path, data, None))
@@ -155,10 +156,15 @@ class FakeUnitOfWork:
     def delete(self, path: str, since: Revision | None = None) -> None:
         self.writes.append(("delete", path, None, since))
 
-    def record(self, event: DomainEvent) -> None:
+    def record(self, event: DomainEvent, inside: str | None = None) -> None:
         self.recorded.append(event)
+        if inside is not None:
+            self.carriers.append(inside)
 
     def commit(self) -> list[DomainEvent]:
+        created = {path for kind, path, _, _ in self.writes if kind == "create"}
+        if not set(self.carriers) <= created:
+            raise ValueError("an event is carried only by a document this commit creates")
         self.store.apply(self.writes, self.recorded)
         return list(self.recorded)
 

@@ -175,7 +175,8 @@ class Holding:
         self.bookings.stage_create(uow, booking, plan.buyer)
         if plan.idempotency is not None:
             self.keys.stage_create(uow, plan.idempotency, booking.booking_time)
-        uow.record(change("held", booking, actor, booking.booking_time))
+        held = replace(change("held", booking, actor, booking.booking_time), id=booking.id)
+        uow.record(held, inside=self.bookings.path(booking.id))  # the booking carries it
         uow.commit()
 
     def _refuse_if_known_sold_out(self, event: Event, quantity: int) -> int | None:
