@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install dev demo test unit lint fmt check package clean bench
+.PHONY: help install dev demo test unit lint fmt check package clean bench fuzz
 
 help:
 	@echo "make dev       install what is missing, then run the whole local stack (Ctrl-C stops it)"
@@ -13,6 +13,8 @@ help:
 	@echo "make test      run the full test suite (own emulators on free ports)"
 	@echo "make lint      ruff check + ruff format --check + mypy"
 	@echo "make package   build one deployable source bundle per function into build/"
+	@echo "make bench     the flash-sale benchmark (own stack; a few minutes)"
+	@echo "make fuzz      the webhook and request-body parsers under atheris (bounded, about a minute)"
 
 # Each venv is rebuilt only when its requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -71,3 +73,8 @@ clean:
 bench: install
 	@echo "==> flash-sale benchmark (own stack on free ports; about 3 minutes)"
 	@$(PY) -m bench.flash_sale
+
+fuzz: $(STAMP)
+	@echo "==> fuzzing the Stripe webhook parser and the request-body parsers (20,000 inputs each)"
+	@$(PY) -m fuzz.fuzz_webhook -runs=20000 -max_len=4096
+	@$(PY) -m fuzz.fuzz_bodies -runs=20000 -max_len=4096

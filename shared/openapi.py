@@ -13,6 +13,11 @@ from shared import schemas as s
 from shared.core import errors
 
 PROBLEM = "application/problem+json"
+# What the handlers accept in each request header (functions/bookings.py, shared/services/events.py).
+HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Idempotency-Key": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "If-Match": {"type": "string", "pattern": '^(W/)?"[0-9]{1,18}"$'},
+}
 REF = "#/components/schemas/{model}"
 
 
@@ -135,6 +140,55 @@ OPERATIONS: list[Operation] = [
     ),
 ]
 
+# OpenAPI links: what a client (and schemathesis's stateful phase) can do next with an answer.
+# (method, path, status) of the answer -> {link name: (method, path) of the next operation, its parameters}.
+EVENT_ID = {"path.event_id": "$response.body#/id"}
+BOOKING_ID = {"path.booking_id": "$response.body#/id"}
+BOOKING_OF_PAYMENT = {"path.booking_id": "$response.body#/booking_id"}
+FIRST_EVENT = {"path.event_id": "$response.body#/items/0/id"}
+_NEXT_FOR_BOOKING: dict[str, tuple[str, str, dict[str, str]]] = {
+    "GetBooking": ("GET", "/v1/bookings/{booking_id}", BOOKING_ID),
+    "PayBooking": ("POST", "/v1/bookings/{booking_id}/payments", BOOKING_ID),
+    "CancelBooking": ("POST", "/v1/bookings/{booking_id}/cancel", BOOKING_ID),
+}
+_NEXT_FOR_PAYMENT: dict[str, tuple[str, str, dict[str, str]]] = {
+    "GetPayment": ("GET", "/v1/payments/{payment_id}", {"path.payment_id": "$response.body#/id"}),
+    "GetBooking": ("GET", "/v1/bookings/{booking_id}", BOOKING_OF_PAYMENT),
+    "RefundBooking": ("POST", "/v1/bookings/{booking_id}/refund", BOOKING_OF_PAYMENT),
+}
+LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("POST", "/v1/events", 201): {
+        "GetEvent": ("GET", "/v1/events/{event_id}", EVENT_ID),
+        "PatchEvent": ("PATCH", "/v1/events/{event_id}", {**EVENT_ID, "header.If-Match": "$response.header.ETag"}),
+        "HoldBooking": ("POST", "/v1/events/{event_id}/bookings", EVENT_ID),
+        "ListEventBookings": ("GET", "/v1/events/{event_id}/bookings", EVENT_ID),
+        "GetEventAudit": ("GET", "/v1/events/{event_id}/audit", EVENT_ID),
+    },
+    ("GET", "/v1/events", 200): {  # a buyer's way in: an event someone else created
+        "GetEvent": ("GET", "/v1/events/{event_id}", FIRST_EVENT),
+        "HoldBooking": ("POST", "/v1/events/{event_id}/bookings", FIRST_EVENT),
+    },
+    ("GET", "/v1/events/{event_id}", 200): {
+        "HoldBooking": ("POST", "/v1/events/{event_id}/bookings", EVENT_ID),
+    },
+    ("PATCH", "/v1/events/{event_id}", 200): {
+        "GetEvent": ("GET", "/v1/events/{event_id}", EVENT_ID),
+        "HoldBooking": ("POST", "/v1/events/{event_id}/bookings", EVENT_ID),
+    },
+    ("POST", "/v1/events/{event_id}/bookings", 201): _NEXT_FOR_BOOKING,
+    ("GET", "/v1/bookings/{booking_id}", 200): {
+        "PayBooking": _NEXT_FOR_BOOKING["PayBooking"],
+        "CancelBooking": _NEXT_FOR_BOOKING["CancelBooking"],
+    },
+    ("POST", "/v1/bookings/{booking_id}/payments", 201): _NEXT_FOR_PAYMENT,
+    ("POST", "/v1/bookings/{booking_id}/payments", 200): _NEXT_FOR_PAYMENT,
+    ("POST", "/v1/bookings/{booking_id}/cancel", 200): {
+        "GetBooking": _NEXT_FOR_BOOKING["GetBooking"],
+        "PayBooking": _NEXT_FOR_BOOKING["PayBooking"],  # too late: 409
+    },
+}
+
+
 DEV_OPERATIONS: list[Operation] = [
     Operation("POST", "/dev/token", "Mint a local ID token", {200: s.DevTokenOut}, auth="none", body=s.DevTokenIn),
     Operation("GET", "/dev/jwks.json", "Local issuer's public keys", {200: None}, auth="none"),
@@ -158,6 +212,7 @@ def document(include_dev: bool = False) -> dict[str, Any]:
     )
     schemas = defs.get("$defs", {})
     schemas["Problem"]["properties"]["code"]["enum"] = problem_codes()
+    _not_nullable(schemas["EventPatch"], keep={"description", "version"})
     paths: dict[str, Any] = {}
     for op in OPERATIONS + (DEV_OPERATIONS if include_dev else []):
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
@@ -170,6 +225,18 @@ def document(include_dev: bool = False) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def _not_nullable(schema: dict[str, Any], keep: set[str]) -> None:
+    """A PATCH may leave a field out, but only `keep` may be set to null (EventPatch refuses the rest)."""
+    for name, prop in schema["properties"].items():
+        options = prop.get("anyOf")
+        if name in keep or not options:
+            continue
+        rest = [o for o in options if o != {"type": "null"}]
+        prop.pop("anyOf")
+        prop.pop("default", None)
+        prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
 
 
 def problem_codes() -> list[str]:
@@ -192,8 +259,19 @@ def _ref(model: type[BaseModel], refs: dict[Any, Any]) -> dict[str, Any]:
     return refs[(model, mode)]
 
 
+def operation_id(method: str, path: str) -> str:
+    return f"{method.lower()}{path}"
+
+
+def _links(op: Operation, status: int) -> dict[str, Any]:
+    return {
+        name: {"operationId": operation_id(method, path), "parameters": dict(parameters)}
+        for name, (method, path, parameters) in LINKS.get((op.method, op.path, status), {}).items()
+    }
+
+
 def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{op.path}"}
+    result: dict[str, Any] = {"summary": op.summary, "operationId": operation_id(op.method, op.path)}
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
         for name in _path_names(op.path)
@@ -204,7 +282,8 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         for name, prop in schema["properties"].items():
             params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     for header in op.headers:
-        params.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
+        header_schema = dict(HEADER_SCHEMAS.get(header, {"type": "string"}))
+        params.append({"name": header, "in": "header", "required": False, "schema": header_schema})
     if params:
         result["parameters"] = params
     if op.body is not None:
@@ -220,6 +299,8 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     for status, model in op.responses.items():
         content = {"application/json": {"schema": _ref(model, refs) if model else {"type": "object"}}}
         responses[str(status)] = {"description": "OK", "content": content}
+        if links := _links(op, status):
+            responses[str(status)]["links"] = links
     error_statuses = set(op.errors) | {413, 422}
     if op.query is not None:
         error_statuses |= {414}  # the server refuses request lines over its limit before the app

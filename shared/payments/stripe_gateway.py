@@ -110,13 +110,13 @@ class StripeGateway:
             )
         except stripe.SignatureVerificationError as exc:
             raise BadSignature(str(exc)) from None
-        except (AttributeError, TypeError, ValueError):  # signed, but not JSON or not an object
+        except (AttributeError, TypeError, ValueError, RecursionError):  # signed, but not a readable object
             raise BadSignature("the body is not a readable Stripe event") from None
         try:
             obj = event.data.object.to_dict() if event.data else {}
             intent = _intent(obj) if obj.get("object") == "payment_intent" else None
             return ProviderEvent(id=str(event["id"]), status=EVENT_STATUS.get(str(event["type"])), intent=intent)
-        except (AttributeError, KeyError, TypeError, ValueError):  # signed, but not an event we can read
+        except (AttributeError, KeyError, TypeError, ValueError, RecursionError):  # signed, not readable
             raise BadSignature("the event's body is not a readable Stripe event") from None
 
 

@@ -189,7 +189,7 @@ class EventService:
 def _expected_version(if_match: str | None, body_version: int | None) -> int:
     if if_match:
         tag = if_match.strip().removeprefix("W/").strip('"')
-        if not tag.isdigit():
+        if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):  # "²".isdigit() is True too
             raise _field_error("If-Match", 'If-Match must be "<version>"')
         return int(tag)
     if body_version is not None:

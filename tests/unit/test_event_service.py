@@ -307,10 +307,14 @@ def test_update_without_a_version_is_precondition_required(service: EventService
     assert store.get(event.id) == event
 
 
-def test_unparseable_if_match_is_a_validation_error(service: EventService, store: FakeEventStore) -> None:
+@pytest.mark.parametrize("if_match", ['"abc"', '"\u00b2"', '"\u0661"', '"' + "9" * 19 + '"'])
+def test_unparseable_if_match_is_a_validation_error(
+    service: EventService, store: FakeEventStore, if_match: str
+) -> None:
+    """Letters, digits that are not ASCII ("²", Arabic-Indic one), and numbers past any version."""
     event = store.add(make_event())
     with pytest.raises(ValidationFailed):
-        service.update(ADMIN_A, event.id, EventPatch(name="X"), '"abc"')
+        service.update(ADMIN_A, event.id, EventPatch(name="X"), if_match)
 
 
 def test_stale_version_is_a_version_conflict(service: EventService, store: FakeEventStore, docs: DocumentStore) -> None:

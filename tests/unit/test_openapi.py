@@ -177,3 +177,19 @@ def test_event_update_documents_if_match_and_its_failures(doc: dict[str, Any]) -
 def test_operation_ids_are_unique(doc: dict[str, Any]) -> None:
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_every_link_names_an_operation_and_its_path_parameters(doc: dict[str, Any]) -> None:
+    operations = {op["operationId"]: (path, op) for path, item in doc["paths"].items() for op in item.values()}
+    links = [
+        link
+        for item in doc["paths"].values()
+        for op in item.values()
+        for response in op["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+    assert len(links) >= 10
+    for link in links:
+        path, _ = operations[link["operationId"]]
+        wanted = {f"path.{name}" for name in re.findall(r"\{(\w+)\}", path)}
+        assert wanted <= set(link["parameters"]), link
