@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install dev demo test unit lint fmt check package clean bench fuzz
+.PHONY: help install dev demo test unit lint fmt check package clean bench fuzz soak
 
 help:
 	@echo "make dev       install what is missing, then run the whole local stack (Ctrl-C stops it)"
@@ -15,6 +15,7 @@ help:
 	@echo "make package   build one deployable source bundle per function into build/"
 	@echo "make bench     the flash-sale benchmark (own stack; a few minutes)"
 	@echo "make fuzz      the webhook and request-body parsers under atheris (bounded, about a minute)"
+	@echo "make soak      long runs: the model-based test (30 min) and schemathesis (15 min)"
 
 # Each venv is rebuilt only when its requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -78,3 +79,12 @@ fuzz: $(STAMP)
 	@echo "==> fuzzing the Stripe webhook parser and the request-body parsers (20,000 inputs each)"
 	@$(PY) -m fuzz.fuzz_webhook -runs=20000 -max_len=4096
 	@$(PY) -m fuzz.fuzz_bodies -runs=20000 -max_len=4096
+
+# Long runs of what `make test` runs briefly; each prints its bound when it starts.
+SOAK_MODEL_SECONDS ?= 1800
+soak: install
+	@echo "==> model-based test for $(SOAK_MODEL_SECONDS) s (programs of up to 30 steps)"
+	@MODEL_SECONDS=$(SOAK_MODEL_SECONDS) MODEL_STEPS=30 $(PY) -m pytest tests/e2e/test_model.py -k soak -s --timeout 0
+	@echo "==> schemathesis, longer (at most 15 minutes)"
+	@SCHEMATHESIS_MAX_EXAMPLES=200 SCHEMATHESIS_STATEFUL_MAX_EXAMPLES=300 SCHEMATHESIS_MAX_TIME=900 \
+		$(PY) -m pytest tests/e2e/test_openapi_conformance.py -q --timeout 0
