@@ -84,7 +84,7 @@ fuzz: $(STAMP)
 SOAK_MODEL_SECONDS ?= 1800
 soak: install
 	@echo "==> model-based test for $(SOAK_MODEL_SECONDS) s (programs of up to 30 steps)"
-	@MODEL_SECONDS=$(SOAK_MODEL_SECONDS) MODEL_STEPS=30 $(PY) -m pytest tests/e2e/test_model.py -k soak -s --timeout 0
+	@MODEL_SECONDS=$(SOAK_MODEL_SECONDS) MODEL_STEPS=30 $(PY) -m pytest tests/e2e/test_model.py -m soak -s --timeout 0
 	@echo "==> schemathesis, longer (at most 15 minutes)"
 	@SCHEMATHESIS_MAX_EXAMPLES=200 SCHEMATHESIS_STATEFUL_MAX_EXAMPLES=300 SCHEMATHESIS_MAX_TIME=900 \
 		$(PY) -m pytest tests/e2e/test_openapi_conformance.py -q --timeout 0
