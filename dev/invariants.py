@@ -60,10 +60,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from shared.dal.inventory import slot_id
 from shared.dal.records import SOLD_UNTIL
+from shared.models import BookingStatus, PaymentStatus
 
 if TYPE_CHECKING:
     import stripe
@@ -80,19 +81,9 @@ RULES = {
     "email": "the confirmation email went out once per confirmed booking",
     "quiet": "the system came to rest within the settle time",
 }
-BOOKING_STATUSES = {"pending_payment", "confirmed", "expired", "cancelled", "refunded"}
+BOOKING_STATUSES = set(get_args(BookingStatus))
 RELEASED = {"expired", "cancelled", "refunded"}
-PAYMENT_STATUSES = {
-    "creating",
-    "requires_payment_method",
-    "requires_confirmation",
-    "requires_action",
-    "processing",
-    "succeeded",
-    "failed",
-    "canceled",
-    "refunded",
-}
+PAYMENT_STATUSES = set(get_args(PaymentStatus))  # nested Literals flatten: "creating" and the public ones
 CLAIM_STATES = {"held", "sold", "retired"}
 _CONFIRMATION = re.compile(r"your booking (\S+) is confirmed")
 
