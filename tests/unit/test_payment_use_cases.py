@@ -144,7 +144,7 @@ def test_paying_charges_once_and_announces_the_success(app: Wired, booking: Book
     counted = app.booking_of(booking.id)
     assert (counted.status, counted.payment_attempts, counted.latest_payment_id) == ("pending_payment", 1, payment.id)
     events = app.store.events_of(payment.id)
-    assert [e.action for e in events] == ["payment.created", "payment.requires_confirmation", "payment.succeeded"]
+    assert [e.action for e in events] == ["payment.created", "payment.succeeded"]
     assert {e.actor for e in events} == {Actor.user("buyer-1")}
     assert_increasing([e.sequence for e in events])
     assert app.store.published == [

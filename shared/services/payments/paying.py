@@ -32,6 +32,7 @@ from shared.domain_events import Actor, change
 from shared.models import Booking, Payment, new_id, utcnow
 from shared.payments.gateway import (
     Declined,
+    Intent,
     NotCancellable,
     PaymentGateway,
     ProviderBusy,
@@ -210,6 +211,9 @@ class Paying:
         return found
 
     def _call_provider(self, payment: Payment, actor: Actor) -> Payment:
+        """Create the attempt's intent and, when the buyer named a payment method, confirm it at
+        once. The created intent is recorded only if the confirmation does not answer: a resumed
+        attempt sends the same provider keys, so it gets the same intent back (no second one)."""
         gateway = self.gateway()
         metadata = {"booking_id": payment.booking_id, "payment_id": payment.id, "attempt": str(payment.attempt)}
         try:
@@ -220,7 +224,6 @@ class Paying:
                 idempotency_key=payment.idempotency_key,
                 payment_method=payment.payment_method,
             )
-            payment = self.ledger.record_intent(payment.id, intent, actor)
         except Declined as exc:
             self.ledger.record_failure(payment.id, exc.code, exc.intent_id, actor)
             _refuse(exc.code)
@@ -232,21 +235,24 @@ class Paying:
         except ProviderUnavailable:
             raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
         if payment.payment_method and intent.status == "requires_confirmation":
-            return self._confirm(payment, intent.id, actor)
-        return payment
-
-    def _confirm(self, payment: Payment, intent_id: str, actor: Actor) -> Payment:
-        """Server-side confirmation of the attempt's intent (same key on every retry)."""
-        try:
-            intent = self.gateway().confirm_intent(intent_id, idempotency_key=f"{payment.idempotency_key}:confirm")
-        except Declined as exc:
-            self.ledger.record_failure(payment.id, exc.code, exc.intent_id, actor)
-            _refuse(exc.code)
-        except ProviderBusy:
-            raise PaymentInProgress("the provider is still confirming this attempt") from None
-        except ProviderUnavailable:
-            raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
+            return self._confirm(payment, intent.id, actor, unrecorded=intent)
         return self.ledger.record_intent(payment.id, intent, actor)
+
+    def _confirm(self, payment: Payment, intent_id: str, actor: Actor, unrecorded: Intent | None = None) -> Payment:
+        """Server-side confirmation of the attempt's intent (same key on every retry). When the
+        provider does not answer, an intent not recorded yet is recorded, so a retry confirms it."""
+        try:
+            confirmed = self.gateway().confirm_intent(intent_id, idempotency_key=f"{payment.idempotency_key}:confirm")
+        except Declined as exc:
+            self.ledger.record_failure(payment.id, exc.code, exc.intent_id or intent_id, actor)
+            _refuse(exc.code)
+        except (ProviderBusy, ProviderUnavailable) as exc:
+            if unrecorded is not None:
+                self.ledger.record_intent(payment.id, unrecorded, actor)
+            if isinstance(exc, ProviderBusy):
+                raise PaymentInProgress("the provider is still confirming this attempt") from None
+            raise Unavailable("the payment provider is unavailable; retry with the same Idempotency-Key") from None
+        return self.ledger.record_intent(payment.id, confirmed, actor)
 
     def _replay(self, key_id: str, request_hash: str, actor: Actor) -> Payment | None:
         record = self.keys.get(key_id)
