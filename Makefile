@@ -82,9 +82,14 @@ fuzz: $(STAMP)
 
 # Long runs of what `make test` runs briefly; each prints its bound when it starts.
 SOAK_MODEL_SECONDS ?= 1800
+SOAK_SEEDS ?= 20
+SOAK_BUYERS ?= 200
+SOAK_CHAOS_SECONDS ?= 40
 soak: install
 	@echo "==> model-based test for $(SOAK_MODEL_SECONDS) s (programs of up to 30 steps)"
 	@MODEL_SECONDS=$(SOAK_MODEL_SECONDS) MODEL_STEPS=30 $(PY) -m pytest tests/e2e/test_model.py -m soak -s --timeout 0
 	@echo "==> schemathesis, longer (at most 15 minutes)"
 	@SCHEMATHESIS_MAX_EXAMPLES=200 SCHEMATHESIS_STATEFUL_MAX_EXAMPLES=300 SCHEMATHESIS_MAX_TIME=900 \
 		$(PY) -m pytest tests/e2e/test_openapi_conformance.py -q --timeout 0
+	@echo "==> fault-injected load runs: $(SOAK_SEEDS) seeds, $(SOAK_BUYERS) buyers each (history in .chaos/)"
+	@$(PY) -m dev.chaos --seeds 1-$(SOAK_SEEDS) --buyers $(SOAK_BUYERS) --seconds $(SOAK_CHAOS_SECONDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
+from shared.core import faults
 from shared.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        faults.configure(settings.fault_plan)  # off unless a local or test run asks for faults
 
     @cached_property
     def firestore(self) -> firestore.Client:

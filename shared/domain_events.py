@@ -88,7 +88,7 @@ _AUDITED = {
         "status",
     ),
     "booking": ("status", "expires_at", "latest_payment_id", "paid_by"),
-    "payment": ("status", "transaction_id", "failure_code", "attention"),
+    "payment": ("status", "transaction_id", "failure_code", "attention", "booked"),
 }
 
 

@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
+from shared.core import faults
 from shared.core.settings import Settings
 from shared.domain_events import DomainEvent
 from shared.models import utcnow
@@ -34,8 +35,21 @@ class PubSubPublisher:
 
     def publish(self, topic: str, data: dict[str, Any]) -> None:
         path = f"projects/{self.project}/topics/{topic}"
-        future = self.client().publish(path, json.dumps(data, sort_keys=True).encode())
-        future.result(timeout=10)
+        body = json.dumps(data, sort_keys=True).encode()
+        self.client().publish(path, body).result(timeout=10)
+        self._maybe_duplicate(path, body)
+
+    def _maybe_duplicate(self, path: str, body: bytes) -> None:
+        """Fault injection (local and test): one or two more copies, up to 3 s later, so they
+        arrive after messages published meanwhile (duplicated and out of order)."""
+        injected = faults.current()
+        if not injected.hit("publish_duplicate"):
+            return
+        for _ in range(round(injected.uniform("publish_duplicate", 1, 2))):
+            delay = injected.uniform("publish_duplicate", 0.2, 3.0)
+            later = threading.Timer(delay, self.client().publish, (path, body))
+            later.daemon = True
+            later.start()
 
 
 class StreamStore(Protocol):

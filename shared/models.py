@@ -203,6 +203,7 @@ class Payment:
     attention: str | None = None  # why a person should look at it, or None
     payment_method: str | None = None  # what the buyer asked to pay with (None: client-side confirmation)
     refund_started_at: datetime | None = None  # a refund was asked of the provider (one at a time)
+    booked: bool = False  # it confirmed its booking: only an organiser's refund gives it back
     seq: int = 1  # counts the payment's changes: the sequence of its domain events
 
     def can_become(self, status: PaymentStatus) -> bool:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from shared.core import faults
 from shared.core.settings import Settings
 
 log = logging.getLogger("tasks")
@@ -55,7 +56,8 @@ class CloudTasksExpiryScheduler:
     def schedule_expiry(self, booking_id: str, at: datetime) -> None:
         """Create the task in the background, after the commit: the answer to the buyer does not wait
         for it, and a task that is never created costs nothing but latency (the sweep expires it)."""
-        self._background.submit(self._create, booking_id, at)
+        for when in _faulty(at):
+            self._background.submit(self._create, booking_id, when)
 
     def _create(self, booking_id: str, at: datetime) -> None:
         from google.api_core import exceptions as gexc
@@ -84,3 +86,19 @@ class CloudTasksExpiryScheduler:
             pass  # scheduled by an earlier attempt: task names make this idempotent
         except Exception:
             log.warning("could not schedule the expiry task of booking %s; the sweep will expire it", booking_id)
+
+
+def _faulty(at: datetime) -> list[datetime]:
+    """When the expiry tasks of a hold that runs out `at` fire: once, at `at`; under fault injection
+    (local and test) sometimes early, late, twice or never. The hold's `expires_at` and the sweep
+    keep expiry right whichever happens."""
+    injected = faults.current()
+    if injected.hit("expiry_never"):
+        return []
+    if injected.hit("expiry_early"):
+        return [at - timedelta(seconds=injected.uniform("expiry_early", 1, 10))]
+    if injected.hit("expiry_late"):
+        return [at + timedelta(seconds=injected.uniform("expiry_late", 5, 30))]
+    if injected.hit("expiry_twice"):
+        return [at, at + timedelta(seconds=1)]
+    return [at]

@@ -20,6 +20,7 @@ import flask
 import pydantic
 
 from shared.core import errors
+from shared.core.faults import InjectedCrash
 from shared.core.logging import request_id_var, trace_var
 from shared.core.settings import get_settings
 
@@ -195,6 +196,8 @@ class Router:
 
 
 def problem_response(exc: Exception, instance: str) -> ApiResponse:
+    if isinstance(exc, InjectedCrash):  # fault injection (local and test): as if the process died
+        return ApiResponse(502, {"status": 502, "detail": str(exc)}, {"Content-Type": "application/problem+json"})
     if type(exc).__name__ in _TRANSIENT and type(exc).__module__.startswith("google.api_core"):
         log.warning("dependency unavailable: %s", type(exc).__name__)
         exc = errors.Unavailable()

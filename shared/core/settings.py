@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.core.faults import Plan
+
 Profile = Literal["local", "test", "staging", "prod"]
 AuthProvider = Literal["firebase", "oidc", "local"]
 
@@ -75,6 +77,9 @@ class Settings(BaseSettings):
     # Fault injection for tests (local/test only): "skip_outbox_publish" acts as if the process died
     # between a commit and its publish.
     fault_injection: str | None = None
+    # Seeded faults at random for the fault-injected load runs (local/test only): "seed=N,rate=R".
+    # See shared/core/faults.py for what is injected where.
+    fault_plan: str | None = None
 
     # HTTP.
     cors_allowed_origins: str = ""
@@ -119,7 +124,10 @@ class Settings(BaseSettings):
             "AUTH_PROVIDER=local": "on" if self.auth_provider == "local" else None,
             "DEV_ISSUER_KEY_FILE": self.dev_issuer_key_file,
             "FAULT_INJECTION": self.fault_injection,
+            "FAULT_PLAN": self.fault_plan,
         }
+        if self.fault_plan:
+            Plan.parse(self.fault_plan)
         used = [name for name, value in local_only.items() if value]
         if used and not self.is_local:
             raise ValueError(f"{', '.join(used)} set in profile '{self.profile}': local and test only")

@@ -8,6 +8,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from shared.core import faults
 from shared.dal.records import ConcurrentUpdate, DocumentExists, Revision
 
 
@@ -33,6 +34,8 @@ def commit(batch: firestore.WriteBatch | Any) -> None:
     """Commit a batch; map precondition failures to domain exceptions."""
     try:
         batch.commit()
+        if faults.current().hit("commit_unavailable"):  # fault injection: committed, the answer lost
+            raise gexc.ServiceUnavailable("fault injection: the commit succeeded, its answer was lost")
     except gexc.AlreadyExists as exc:
         raise DocumentExists(str(exc)) from None
     except (gexc.FailedPrecondition, gexc.NotFound) as exc:

@@ -13,6 +13,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.core import faults
 from shared.dal.base import commit
 from shared.dal.records import Revision
 from shared.dal.stream import DomainEventDAL
@@ -68,6 +69,7 @@ class FirestoreUnitOfWork:
             carried = self.carried.get(path)
             self.batch.create(self.client.document(path), {**data, **self.stream.carried(carried)} if carried else data)
         commit(self.batch)
+        faults.current().crash_point("crash_after_commit")  # fault injection: died before the relay
         announced = [e for e in self.events if e.topics]
         if announced and self.relay is not None:
             try:

@@ -9,6 +9,7 @@ from typing import Any
 
 import stripe
 
+from shared.core import faults
 from shared.payments.gateway import (
     BadSignature,
     Declined,
@@ -31,6 +32,8 @@ EVENT_STATUS = {
     "payment_intent.canceled": "canceled",
     "payment_intent.requires_action": "requires_action",
 }
+# An intent in one of these was confirmed (by an earlier call, or by the buyer's browser).
+CONFIRMED = ("processing", "requires_capture", "succeeded")
 
 
 class StripeGateway:
@@ -65,11 +68,21 @@ class StripeGateway:
             params["payment_method"] = payment_method
         with _translated(payment_method=payment_method):
             intent = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": idempotency_key})  # type: ignore[arg-type]
+        _maybe_lose_the_answer()
         return _intent(intent)
 
     def confirm_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
-        with _translated(intent_id):
-            intent = self.client.v1.payment_intents.confirm(intent_id, options={"idempotency_key": idempotency_key})
+        """Confirm; an intent that a first call (whose answer was lost) or the buyer's browser
+        confirmed already is returned as it is, not refused."""
+        try:
+            with _translated(intent_id):
+                intent = self.client.v1.payment_intents.confirm(intent_id, options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError:
+            found = self.retrieve_intent(intent_id)
+            if found.status in CONFIRMED:
+                return found
+            raise
+        _maybe_lose_the_answer()
         return _intent(intent)
 
     def retrieve_intent(self, intent_id: str) -> Intent:
@@ -118,6 +131,12 @@ class StripeGateway:
             return ProviderEvent(id=str(event["id"]), status=EVENT_STATUS.get(str(event["type"])), intent=intent)
         except (AttributeError, KeyError, TypeError, ValueError, RecursionError):  # signed, not readable
             raise BadSignature("the event's body is not a readable Stripe event") from None
+
+
+def _maybe_lose_the_answer() -> None:
+    """Fault injection (local and test): the provider did the call, its answer never arrives."""
+    if faults.current().hit("provider_timeout"):
+        raise ProviderUnavailable("fault injection: the answer was lost")
 
 
 def _intent(resource: Any) -> Intent:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,7 @@ from shared.services.identity import Principal
 from shared.services.notifications import ConfirmationNotifier
 from shared.services.payments.finalising import LATE
 from shared.services.payments.paying import PayOutcome, PayRequest
+from shared.services.slots import NoFreeSlots
 from tests.unit.fakes import Clock, FakeMailer, FakeUserStore, Wired
 
 BUYER = Principal("buyer-1", "user", None)
@@ -494,6 +496,37 @@ def test_a_late_payment_whose_tickets_are_gone_is_refunded_once(clock: Clock) ->
     assert app.booking_of(booking.id).status == "expired"
     assert [c.booking_id for c in app.inventory.claims("ev-1").values()] == [theirs.id, theirs.id]
     assert {e.actor for e in app.store.events_of(payment.id)[-2:]} == {FINALISER}
+
+
+def test_a_late_confirmation_and_a_refund_decided_on_a_stale_read_never_both_happen(clock: Clock) -> None:
+    """Two deliveries of one success to a booking past its hold: the second reads the booking
+    (expired), the first confirms it and sells the last tickets, the second finds none left and
+    decides to refund. The payment that confirmed the booking is kept."""
+    app = wired(clock, capacity=2)
+    booking = hold(app, quantity=2)
+    app.gateway.will("require_action")
+    payment, _ = pay(app, booking)
+    clock.advance(TTL)
+    app.releasing.expire(booking.id)
+    app.gateway.settle(payment.transaction_id or "")
+    deliver(app, payment)
+    first: list[str] = []
+    pick = app.finalising.picker.pick
+
+    def first_delivery_confirms_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        app.finalising.picker.pick = pick  # type: ignore[method-assign]
+        first.append(app.finalising.finalize(payment.id))
+        raise NoFreeSlots()  # what the second one sees now: the first sold the last tickets
+
+    app.finalising.picker.pick = first_delivery_confirms_meanwhile  # type: ignore[method-assign]
+    second = app.finalising.finalize(payment.id)
+
+    assert first == ["confirmed late"]
+    assert second == "kept: it confirmed its booking"
+    assert app.booking_of(booking.id).status == "confirmed"
+    kept = app.payment_of(payment.id)
+    assert (kept.status, kept.booked, kept.refund_started_at) == ("succeeded", True, None)
+    assert app.gateway.refunds == []
 
 
 def test_a_payment_for_a_cancelled_booking_is_refunded(app: Wired, booking: Booking) -> None:

@@ -21,6 +21,8 @@ LOCAL_ONLY = [
     {"STRIPE_API_BASE": "http://127.0.0.1:8420"},
     {"AUTH_PROVIDER": "local"},
     {"DEV_ISSUER_KEY_FILE": "dev-issuer.pem"},
+    {"FAULT_INJECTION": "skip_outbox_publish"},
+    {"FAULT_PLAN": "seed=1,rate=0.05"},
 ]
 
 

@@ -2,8 +2,10 @@
 
 Safe to run any number of times: the booking is confirmed once (compare and set), its held claims
 become sold, a late payment re-acquires tickets when some are free, and money that can buy no
-booking is refunded. `booking.confirmed` is committed with the confirmation and reaches the
-notifier from the stream.
+booking is refunded. Confirming marks the payment `booked` in the same commit, and a refund of
+unbookable money starts only on a payment not booked: two runs that read the booking at the same
+moment can never both confirm it and refund its payment. `booking.confirmed` is committed with the
+confirmation and reaches the notifier from the stream.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class Finalising:
         found = self.payments.get(payment_id)
         if found is None or found[0].status != "succeeded":
             return "ignored"
-        payment = found[0]
+        payment, paid_read_at = found
+        if payment.refund_started_at is not None and not payment.booked:
+            return "being refunded"  # as money that buys no booking: a decision already taken
         booked = self.bookings.get(payment.booking_id)
         if booked is None:
             return self._refund(payment, "booking missing")
@@ -94,6 +98,11 @@ class Finalising:
         for n, over in new_slots:
             self.inventory.stage_sold(uow, booking.event_id, n, booking.id, over)
         uow.record(change("confirmed", after, FINALISER, now, before=booking, topics=(BOOKING_CONFIRMED,)))
+        # The payment is marked in the same commit, on the revision read above: a concurrent run that
+        # decided to refund it as unbookable (it read the booking before this commit) fails, or this one.
+        marked = payment.changed(now, booked=True)
+        self.payments.stage_update(uow, marked, since=paid_read_at)
+        uow.record(change("booked", marked, FINALISER, now, before=payment))
         uow.commit()
         if reason != "paid":
             self.ledger.flag(payment.id, reason, FINALISER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Literal
 
 from shared.core.errors import Forbidden, InvalidState, NotFound, PaymentInProgress, Unavailable
 from shared.dal.records import ConcurrentUpdate, UnitOfWork
@@ -30,6 +31,7 @@ from shared.services.payments.ports import (
 from shared.services.retry import backoff
 
 POLL_SECONDS = 0.1
+RefundStart = Literal["ask_provider", "refunded", "booked"]
 
 
 class Refunding:
@@ -66,13 +68,17 @@ class Refunding:
         if booking.status != "confirmed" or booking.paid_by is None:
             raise InvalidState(f"a {booking.status_at(utcnow())} booking cannot be refunded")
         actor = Actor.user(principal.user_id)
-        if self._start(booking.paid_by, actor):
+        if self._start(booking.paid_by, actor) == "ask_provider":
             self._at_provider(booking.paid_by, actor)
         return self._record_booking_refund(booking_id, actor)
 
     def refund_unbookable(self, payment_id: str, reason: str, actor: Actor) -> str:
-        """Money taken with no booking to give: refund it at once and leave a note for a person."""
-        if self._start(payment_id, actor):
+        """Money taken with no booking to give: refund it at once and leave a note for a person.
+        A payment that confirmed its booking meanwhile (`booked`) is kept."""
+        started = self._start(payment_id, actor, unless_booked=True)
+        if started == "booked":
+            return "kept: it confirmed its booking"
+        if started == "ask_provider":
             self._at_provider(payment_id, actor)
         note = f"refunded automatically: {reason}"
 
@@ -84,9 +90,10 @@ class Refunding:
         self.ledger.change(payment_id, decide, actor)
         return "refunded"
 
-    def _start(self, payment_id: str, actor: Actor) -> bool:
-        """Mark the payment as being refunded. True: this caller asks the provider; False: the
-        payment is refunded already (perhaps by a concurrent request this one waited for)."""
+    def _start(self, payment_id: str, actor: Actor, unless_booked: bool = False) -> RefundStart:
+        """Mark the payment as being refunded: "ask_provider" (this caller asks the provider),
+        "refunded" (already, perhaps by a concurrent request this one waited for), or "booked" (with
+        `unless_booked`: it confirmed its booking, so it is not refunded)."""
         deadline = time.monotonic() + WAIT_FOR_OTHER.total_seconds()
         for attempt in range(MAX_ATTEMPTS * 10):
             found = self.payments.get(payment_id)
@@ -95,7 +102,9 @@ class Refunding:
             current, read_at = found
             now = utcnow()
             if current.status == "refunded":
-                return False
+                return "refunded"
+            if unless_booked and current.booked:
+                return "booked"
             if current.status != "succeeded" or current.transaction_id is None:
                 raise InvalidState("no payment to refund")
             if current.refund_started_at is not None and now - current.refund_started_at < RESUME_AFTER:
@@ -112,7 +121,7 @@ class Refunding:
             except ConcurrentUpdate:
                 backoff(attempt)
                 continue
-            return True
+            return "ask_provider"
         raise PaymentInProgress("the payment is changing; retry")
 
     def _at_provider(self, payment_id: str, actor: Actor) -> None:
