@@ -45,7 +45,7 @@ from tests.e2e.payments_helpers import (
     webhook_seen,
 )
 
-COUNTS = {"synced", "finalized", "flagged", "abandoned"}
+COUNTS = {"synced", "finalized", "flagged", "abandoned", "deferred"}
 
 
 @pytest.fixture(scope="module")

@@ -51,12 +51,12 @@ class Finalising:
         """Confirm the booking a succeeded payment pays for; returns what was done."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return self._finalize_once(payment_id)
+                return self._finalize_once(payment_id, reread=attempt > 0)
             except (ConcurrentUpdate, DocumentExists):
                 backoff(attempt)
         raise Unavailable("finalisation contended; redeliver", retry_after=1)
 
-    def _finalize_once(self, payment_id: str) -> str:
+    def _finalize_once(self, payment_id: str, reread: bool = False) -> str:
         found = self.payments.get(payment_id)
         if found is None or found[0].status != "succeeded":
             return "ignored"
@@ -85,7 +85,7 @@ class Finalising:
             if event is None:
                 return self._refund(payment, "event missing")
             try:
-                new_slots = self.picker.pick(event.id, event.capacity, missing, now)
+                new_slots = self.picker.pick(event.id, event.capacity, missing, now, reread=reread)
             except NoFreeSlots:
                 return self._refund(payment, "paid after the hold ran out; tickets gone")
             self.picker.done(event.id, new_slots, claimed=False)
@@ -103,7 +103,12 @@ class Finalising:
         marked = payment.changed(now, booked=True)
         self.payments.stage_update(uow, marked, since=paid_read_at)
         uow.record(change("booked", marked, FINALISER, now, before=payment))
-        uow.commit()
+        try:
+            uow.commit()
+        except (ConcurrentUpdate, DocumentExists):
+            if new_slots:  # other buyers took them meanwhile: learn what they hold before the next try
+                self.picker.collided(booking.event_id, new_slots, now)
+            raise
         if reason != "paid":
             self.ledger.flag(payment.id, reason, FINALISER)
             return "confirmed late"

@@ -7,9 +7,11 @@ person; a payment stuck before the provider ever saw it is failed, so the bookin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from shared.core.errors import PaymentInProgress, Unavailable
 from shared.domain_events import Actor
 from shared.models import PROVIDER_STATUSES, Payment, utcnow
 from shared.payments.gateway import Intent, PaymentGateway
@@ -17,6 +19,7 @@ from shared.services.payments.finalising import Finalising
 from shared.services.payments.ledger import Decision, PaymentLedger
 from shared.services.payments.ports import BookingStore, PaymentRules, PaymentStore
 
+log = logging.getLogger("payments")
 RECONCILER = Actor.system("reconciler")
 NOT_FINAL = ["creating", "requires_payment_method", "requires_confirmation", "requires_action", "processing"]
 
@@ -39,7 +42,7 @@ class Reconciling:
         self.rules = rules
 
     def reconcile(self) -> dict[str, int]:
-        counts = {"synced": 0, "finalized": 0, "flagged": 0, "abandoned": 0}
+        counts = {"synced": 0, "finalized": 0, "flagged": 0, "abandoned": 0, "deferred": 0}
         now = utcnow()
         seen: set[str] = set()
         for intent in self.gateway().recent_intents(now - self.rules.reconcile_window):
@@ -48,15 +51,25 @@ class Reconciling:
             if found is None:
                 continue
             seen.add(found[0].id)
-            counts[self._reconcile_one(found[0], intent)] += 1
+            counts[self._deferring(self._reconcile_one, found[0], intent)] += 1
         for payment in self.payments.stuck(NOT_FINAL, now - self.rules.stuck_after, 100):
             if payment.id in seen:
                 continue
             if payment.transaction_id:
-                counts[self._reconcile_one(payment, self.gateway().retrieve_intent(payment.transaction_id))] += 1
+                intent = self.gateway().retrieve_intent(payment.transaction_id)
+                counts[self._deferring(self._reconcile_one, payment, intent)] += 1
             elif payment.status == "creating" and self._abandon(payment):  # the provider never saw it
                 counts["abandoned"] += 1
         return counts
+
+    def _deferring(self, repair: Callable[[Payment, Intent], str], payment: Payment, intent: Intent) -> str:
+        """One payment still contended (its booking changing, a refund under way) waits for the next
+        run; it does not stop the repair of the others."""
+        try:
+            return repair(payment, intent)
+        except (Unavailable, PaymentInProgress) as exc:
+            log.info("payment %s deferred to the next run: %s", payment.id, exc.detail)
+            return "deferred"
 
     def _abandon(self, payment: Payment) -> bool:
         return self.ledger.change(payment.id, _abandon, RECONCILER).status == "failed"
