@@ -558,6 +558,37 @@ def test_a_late_confirmation_and_a_refund_decided_on_a_stale_read_never_both_hap
     assert app.gateway.refunds == []
 
 
+@pytest.mark.usefixtures("no_waiting")
+def test_a_refund_cut_short_after_it_was_marked_is_finished_by_the_next_delivery(clock: Clock) -> None:
+    app = wired(clock, capacity=2)
+    booking = hold(app, quantity=2)
+    app.gateway.will("require_action")
+    payment, _ = pay(app, booking)
+    clock.advance(TTL)
+    app.releasing.expire(booking.id)
+    hold(app, OTHER, quantity=2)  # the tickets are gone: the payment is to be refunded
+    app.gateway.settle(payment.transaction_id or "")
+    deliver(app, payment)
+    refunding = app.finalising.refunding
+    at_provider = refunding._at_provider
+
+    def process_dies(*args: Any) -> None:
+        raise RuntimeError("the process died after marking the refund")
+
+    refunding._at_provider = process_dies  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        app.finalising.finalize(payment.id)
+    refunding._at_provider = at_provider  # type: ignore[method-assign]
+    assert app.payment_of(payment.id).refund_started_at is not None
+
+    clock.advance(timedelta(seconds=5))  # Pub/Sub redelivers the success
+    assert app.finalising.finalize(payment.id) == "refunded"
+
+    assert app.payment_of(payment.id).status == "refunded"
+    assert app.gateway.refunds == [(payment.transaction_id, 5000, f"refund:{payment.id}")]
+    assert app.booking_of(booking.id).status == "expired"
+
+
 def test_a_payment_for_a_cancelled_booking_is_refunded(app: Wired, booking: Booking) -> None:
     payment, _ = pay(app, booking, method=None)
     app.releasing.cancel(BUYER, booking.id)

@@ -24,6 +24,7 @@ from shared.services.slots import NoFreeSlots, SlotPicker
 
 FINALISER = Actor.system("finaliser")
 LATE = "paid after the hold ran out; tickets re-acquired"
+RESUMED = "a refund of money that buys no booking, resumed"
 
 
 class Finalising:
@@ -62,7 +63,9 @@ class Finalising:
             return "ignored"
         payment, paid_read_at = found
         if payment.refund_started_at is not None and not payment.booked:
-            return "being refunded"  # as money that buys no booking: a decision already taken
+            # A refund of money that buys no booking was decided and may have been cut short (the
+            # process died after marking it): finish it, never confirm with it.
+            return self._refund(payment, RESUMED)
         booked = self.bookings.get(payment.booking_id)
         if booked is None:
             return self._refund(payment, "booking missing")
