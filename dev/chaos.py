@@ -365,6 +365,15 @@ async def drive(stack: Stack, seed: int, buyers: int, seconds: float) -> tuple[R
     return run, replayed
 
 
+def trail(db: Any, object_id: str) -> list[str]:
+    """What happened to one object, from the domain-event stream (to explain a violation)."""
+    records = [s.to_dict() or {} for s in db.collection("domain_events").where("object_id", "==", object_id).stream()]
+    return [
+        f"{r.get('at')} {r.get('action')} by {r.get('actor')} {r.get('changes')}"
+        for r in sorted(records, key=lambda r: str(r.get("at")))
+    ]
+
+
 def injected(stack: Stack) -> Counter[str]:
     """The faults the functions injected, counted from their log."""
     log = (stack.run_dir / "functions.log").read_text(errors="replace")
@@ -380,6 +389,9 @@ def run_seed(seed: int, buyers: int, seconds: float, rate: float, out: Path) -> 
         db, provider = invariants.clients_for(stack)
         violations = [str(v) for v in invariants.check(db, provider, mail_dir=stack.mail_dir, settle=SETTLE_SECONDS)]
         violations += judge(run.history, db, run.seen_confirmed)
+        trails = {
+            oid: trail(db, oid) for oid in sorted(set(re.findall(r"payment/([\w-]{20})", " ".join(violations))))[:5]
+        }
         faults = injected(stack)
     out.mkdir(parents=True, exist_ok=True)
     history_file = out / f"seed-{seed}.jsonl"
@@ -396,6 +408,7 @@ def run_seed(seed: int, buyers: int, seconds: float, rate: float, out: Path) -> 
         "faults_injected": dict(sorted(faults.items())),
         "webhooks_redelivered": replayed,
         "violations": violations,
+        "trails": trails,
         "history": str(history_file),
         "took_s": round(time.monotonic() - started, 1),
     }
@@ -424,9 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for seed in seeds:
         report = run_seed(seed, args.buyers, args.seconds, args.rate, args.out)
-        print(json.dumps({k: v for k, v in report.items() if k != "violations"}), flush=True)
+        print(json.dumps({k: v for k, v in report.items() if k not in ("violations", "trails")}), flush=True)
         for violation in report["violations"]:
             print(f"  VIOLATION seed {seed}: {violation}", flush=True)
+        for object_id, steps in report["trails"].items():
+            print(f"  trail of {object_id}:", *steps, sep="\n    ", flush=True)
         if report["violations"]:
             failed.append(seed)
     print(
