@@ -64,7 +64,7 @@ def get(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     booking = c.booking_queries.get(principal, req.params["booking_id"])
-    latest = c.payment_queries.latest_of(booking)
+    latest = c.payments.queries.latest_of(booking)
     payment = PaymentOut.of(latest, for_buyer=booking.user_id == principal.user_id) if latest else None
     return json_response(200, BookingOut.of(booking, utcnow(), payment))
 

@@ -20,7 +20,7 @@ def payment_event(req: ApiRequest) -> ApiResponse:
     payment_id = push_payload(req).get("payment_id")
     if not isinstance(payment_id, str):
         return json_response(200, {"outcome": "ignored"})  # nothing a retry could fix: acknowledge
-    return json_response(200, {"outcome": container().finalising.finalize(payment_id)})
+    return json_response(200, {"outcome": container().payments.finalising.finalize(payment_id)})
 
 
 @functions_framework.http

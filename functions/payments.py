@@ -22,7 +22,7 @@ def pay(req: ApiRequest) -> ApiResponse:
     principal = c.authenticator.principal(req.header("Authorization"))
     body = req.json_body(PaymentIn, empty_ok=True)
     request = PayRequest(req.params["booking_id"], body.payment_method, idempotency_key(req))
-    payment, outcome = c.paying.pay(principal, request)
+    payment, outcome = c.payments.paying.pay(principal, request)
     # 200: this request joined the attempt another one started (a double click); nothing new.
     return json_response(200 if outcome == "joined" else 201, PaymentOut.of(payment, for_buyer=True))
 
@@ -31,7 +31,7 @@ def pay(req: ApiRequest) -> ApiResponse:
 def get(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    payment = c.payment_queries.get(principal, req.params["payment_id"])
+    payment = c.payments.queries.get(principal, req.params["payment_id"])
     return json_response(200, PaymentOut.of(payment, for_buyer=payment.user_id == principal.user_id))
 
 
@@ -39,8 +39,8 @@ def get(req: ApiRequest) -> ApiResponse:
 def refund(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    booking = c.refunding.refund(principal, req.params["booking_id"])
-    latest = c.payment_queries.latest_of(booking)
+    booking = c.payments.refunding.refund(principal, req.params["booking_id"])
+    latest = c.payments.queries.latest_of(booking)
     payment = PaymentOut.of(latest, for_buyer=False) if latest else None
     return json_response(200, BookingOut.of(booking, utcnow(), payment))
 
@@ -50,7 +50,7 @@ def attention(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     query = req.query(ListQuery)
-    items = c.payment_queries.needing_attention(principal, query.limit)
+    items = c.payments.queries.needing_attention(principal, query.limit)
     return json_response(
         200,
         {"items": [PaymentOut.of(p, for_buyer=False).model_dump(mode="json") for p in items], "next_page_token": None},

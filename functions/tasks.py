@@ -42,7 +42,7 @@ def sweep(req: ApiRequest) -> ApiResponse:
 @router.route("POST", "/tasks/reconcile")
 def reconcile(req: ApiRequest) -> ApiResponse:
     """Compare recent provider payments with our records and repair the differences."""
-    return json_response(200, container().reconciling.reconcile())
+    return json_response(200, container().payments.reconciling.reconcile())
 
 
 @functions_framework.http

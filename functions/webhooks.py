@@ -14,7 +14,7 @@ router = Router()
 
 @router.route("POST", "/v1/webhooks/stripe")
 def stripe_event(req: ApiRequest) -> ApiResponse:
-    fresh = container().payment_intake.take(req.body(), req.header("Stripe-Signature"))
+    fresh = container().payments.intake.take(req.body(), req.header("Stripe-Signature"))
     return json_response(200, {"received": True, "duplicate": not fresh})
 
 

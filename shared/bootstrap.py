@@ -33,16 +33,10 @@ if TYPE_CHECKING:
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
-    from shared.services.payments.finalising import Finalising
-    from shared.services.payments.intake import ProviderEventIntake
-    from shared.services.payments.ledger import PaymentLedger
-    from shared.services.payments.paying import Paying
-    from shared.services.payments.queries import PaymentQueries
-    from shared.services.payments.reconciling import Reconciling
-    from shared.services.payments.refunding import Refunding
     from shared.services.slots import SlotPicker
     from shared.services.users import UserService
     from shared.tasks import CloudTasksExpiryScheduler
+    from shared.wiring_payments import PaymentServices
 
 
 class Container:
@@ -211,90 +205,10 @@ class Container:
         return BookingQueries(self.booking_store, self.event_cache)
 
     @cached_property
-    def payment_ledger(self) -> PaymentLedger:
-        from datetime import timedelta
+    def payments(self) -> PaymentServices:
+        from shared.wiring_payments import PaymentServices
 
-        from shared.services.payments.ledger import PaymentLedger
-        from shared.services.payments.ports import PaymentRules
-
-        rules = PaymentRules(processing_grace=timedelta(seconds=self.settings.processing_grace_seconds))
-        return PaymentLedger(
-            self.payment_store, self.booking_store, self.inventory, self.new_uow, rules, self.expiry_scheduler
-        )
-
-    @cached_property
-    def paying(self) -> Paying:
-        from shared.services.payments.paying import Paying
-
-        return Paying(
-            self.payment_store,
-            self.booking_store,
-            self.idempotency,
-            self.payment_ledger,
-            lambda: self.gateway,
-            self.new_uow,
-        )
-
-    @cached_property
-    def payment_intake(self) -> ProviderEventIntake:
-        from shared.dal.provider_events import ProviderEventDAL
-        from shared.services.payments.intake import ProviderEventIntake
-
-        return ProviderEventIntake(
-            self.payment_store,
-            ProviderEventDAL(self.firestore),
-            self.payment_ledger,
-            lambda: self.gateway,
-            self.new_uow,
-        )
-
-    @cached_property
-    def refunding(self) -> Refunding:
-        from shared.services.payments.refunding import Refunding
-
-        return Refunding(
-            self.payment_store,
-            self.booking_store,
-            self.inventory,
-            self.payment_ledger,
-            lambda: self.gateway,
-            self.new_uow,
-            released=self.slot_picker.released,
-        )
-
-    @cached_property
-    def finalising(self) -> Finalising:
-        from shared.services.payments.finalising import Finalising
-
-        return Finalising(
-            self.payment_store,
-            self.booking_store,
-            self.event_store,
-            self.inventory,
-            self.slot_picker,
-            self.payment_ledger,
-            self.refunding,
-            self.new_uow,
-        )
-
-    @cached_property
-    def reconciling(self) -> Reconciling:
-        from shared.services.payments.reconciling import Reconciling
-
-        return Reconciling(
-            self.payment_store,
-            self.booking_store,
-            self.payment_ledger,
-            self.finalising,
-            lambda: self.gateway,
-            self.payment_ledger.rules,
-        )
-
-    @cached_property
-    def payment_queries(self) -> PaymentQueries:
-        from shared.services.payments.queries import PaymentQueries
-
-        return PaymentQueries(self.payment_store)
+        return PaymentServices(self)
 
     @cached_property
     def notifier(self) -> ConfirmationNotifier:
