@@ -320,7 +320,7 @@ async def setup(session: aiohttp.ClientSession, base: str, seed: int, buyers: in
         for attempt in range(10):
             try:
                 return await make()
-            except RuntimeError:
+            except (RuntimeError, aiohttp.ClientError, TimeoutError):  # a fault, or a closed connection
                 await asyncio.sleep(0.2 * (attempt + 1))
         return await make()
 

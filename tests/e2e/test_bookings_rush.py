@@ -215,16 +215,24 @@ def test_rush_after_holds_ran_out_takes_over_their_tickets(short_holds: Stack) -
         watching.set()
         watcher.join(timeout=5)
 
-    assert Counter(code_of(r) for r in second) == {"201": capacity, SOLD_OUT: per_wave - capacity}
+    # On a slow machine a wave can outlast a 3 s hold: a second-wave hold that ran out during the
+    # wave freed its ticket for a later buyer of the same wave. Never more live than exist, though.
+    wave_ended = datetime.now(UTC)
+    lapsed = {bid for bid, b in second_held.items() if ts(b["expires_at"]) <= wave_ended}
+    codes = Counter(code_of(r) for r in second)
+    assert set(codes) <= {"201", SOLD_OUT}
+    assert capacity <= codes["201"] <= capacity + len(lapsed), (codes, len(lapsed))
     now = datetime.now(UTC)
+    still_held = {bid: b for bid, b in second_held.items() if ts(b["expires_at"]) > now}
     live = live_claims(client, event["id"], now)
-    assert_claims_match_bookings(live, second_held, capacity)
+    assert_claims_match_bookings(live, still_held, capacity)
     assert len(claim_docs(client, event["id"])) == capacity  # taken over or recreated, never doubled
     assert most_live <= capacity
     owners = {r.json()["id"]: b[0] for b, r in zip(first_buyers, first, strict=True) if r.status_code == 201}
     for booking_id, token in owners.items():
         assert http.booking(token, booking_id).json()["status"] == "expired"
-    assert http.available(event["id"]) == 0
+    if len(still_held) == len(second_held):  # nothing lapsed yet: every ticket is held
+        assert http.available(event["id"]) == 0
 
 
 def _rush_while_changing_capacity(
