@@ -436,7 +436,10 @@ def main(argv: list[str] | None = None) -> int:
           f"fault rate {args.rate:g}; at most {bound / 60:.0f} minutes", flush=True)  # fmt: skip
     failed = []
     for seed in seeds:
-        report = run_seed(seed, args.buyers, args.seconds, args.rate, args.out)
+        try:
+            report = run_seed(seed, args.buyers, args.seconds, args.rate, args.out)
+        except Exception as exc:  # a run that could not finish is a failed seed, and the others still run
+            report = {"seed": seed, "violations": [f"the run did not finish: {exc!r}"], "trails": {}}
         print(json.dumps({k: v for k, v in report.items() if k not in ("violations", "trails")}), flush=True)
         for violation in report["violations"]:
             print(f"  VIOLATION seed {seed}: {violation}", flush=True)
