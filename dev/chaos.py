@@ -331,6 +331,8 @@ async def setup(session: aiohttp.ClientSession, base: str, seed: int, buyers: in
             except RuntimeError as exc:
                 if "answered 409" in str(exc):  # registered by the try whose answer was lost
                     _, body = await send(session, "POST", f"{base}/dev/token", None, {"sub": sub, "expires_in": 7200})
+                    if not isinstance(body, dict) or "id_token" not in body:
+                        raise RuntimeError("no token yet") from None
                     return str(body["id_token"])
                 raise
 
@@ -356,7 +358,9 @@ async def setup(session: aiohttp.ClientSession, base: str, seed: int, buyers: in
 
 async def drive(stack: Stack, seed: int, buyers: int, seconds: float) -> tuple[Run, int]:
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), timeout=timeout) as session:
+    # Idle connections are dropped before the server's 2 s keep-alive ends (no reuse of a closed one).
+    connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=1.0)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         admin, events, tokens = await setup(session, stack.url, seed, buyers)
         run = Run(seed, stack.url, admin, events, tokens, time.monotonic() + seconds)
         replayer = asyncio.create_task(webhook_replayer(run, stack, session, run.deadline + 10))
