@@ -49,20 +49,27 @@ class SlotPicker:
         self._lock = threading.Lock()
 
     def pick(
-        self, event_id: str, capacity: int, quantity: int, now: datetime, reread: bool = False
+        self,
+        event_id: str,
+        capacity: int,
+        quantity: int,
+        now: datetime,
+        reread: bool = False,
+        avoid: frozenset[int] = frozenset(),
     ) -> list[tuple[int, Claim | None]]:
         """Reserve `quantity` slots in this process; give them back with `done`.
 
         `reread`: the caller keeps colliding (other processes took what this one thinks is free):
-        reread the claims first, at most every REFRESH_SECONDS."""
+        reread the claims first, at most every REFRESH_SECONDS. `avoid`: slots the caller owns
+        already (a late payment's own lapsed claims look free, and must not count twice)."""
         slots = self._slots(event_id)
         with slots.lock:
             if reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
                 self._refresh(event_id, slots, now)
-            picks = self._choose(slots, capacity, quantity, now)
+            picks = self._choose(slots, capacity, quantity, now, avoid)
             if picks is None and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
                 self._refresh(event_id, slots, now)
-                picks = self._choose(slots, capacity, quantity, now)
+                picks = self._choose(slots, capacity, quantity, now, avoid)
             if picks is None:
                 raise NoFreeSlots()
             slots.in_flight.update(n for n, _ in picks)
@@ -110,9 +117,9 @@ class SlotPicker:
             return self._events.setdefault(event_id, _EventSlots())
 
     def _choose(
-        self, slots: _EventSlots, capacity: int, quantity: int, now: datetime
+        self, slots: _EventSlots, capacity: int, quantity: int, now: datetime, avoid: frozenset[int] = frozenset()
     ) -> list[tuple[int, Claim | None]] | None:
-        busy = slots.taken | slots.in_flight
+        busy = slots.taken | slots.in_flight | avoid
         chosen: dict[int, Claim | None] = {}
         free_estimate = capacity - len([n for n in busy if n < capacity])
         tries = RANDOM_TRIES if free_estimate > 0 else 0
@@ -130,7 +137,7 @@ class SlotPicker:
         for n, claim in list(slots.expired.items()):
             if len(chosen) == quantity:
                 break
-            if n < capacity and n not in slots.in_flight and claim.is_free(now):
+            if n < capacity and n not in slots.in_flight and n not in avoid and claim.is_free(now):
                 chosen[n] = claim
         return list(chosen.items()) if len(chosen) == quantity else None
 

@@ -527,6 +527,26 @@ class AlwaysPicks:
         return self.numbers[self.i % len(self.numbers)]
 
 
+def test_a_late_payment_never_counts_its_own_lapsed_claims_twice(clock: Clock) -> None:
+    """The hold ran out and no expiry has run: the booking's own claims look free. Someone takes
+    one of them; the late payment needs one more slot and must not pick one it owns already."""
+    app = wired(clock, capacity=3)
+    booking = hold(app, quantity=3)
+    app.gateway.will("require_action")
+    payment, _ = pay(app, booking)
+    clock.advance(TTL)
+    theirs = hold(app, OTHER, quantity=1)  # takes over one lapsed claim of the booking
+    app.gateway.settle(payment.transaction_id or "")
+    deliver(app, payment)
+
+    assert app.finalising.finalize(payment.id) == "refunded"
+
+    assert app.booking_of(booking.id).status != "confirmed"
+    owners = [c.booking_id for c in app.inventory.claims("ev-1").values() if c.state == "sold"]
+    assert owners == [], owners
+    assert theirs.id in {c.booking_id for c in app.inventory.claims("ev-1").values()}
+
+
 def test_a_late_confirmation_and_a_refund_decided_on_a_stale_read_never_both_happen(clock: Clock) -> None:
     """Two deliveries of one success to a booking past its hold: the second reads the booking
     (expired), the first confirms it and sells the last tickets, the second finds none left and

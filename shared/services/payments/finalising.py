@@ -88,7 +88,8 @@ class Finalising:
             if event is None:
                 return self._refund(payment, "event missing")
             try:
-                new_slots = self.picker.pick(event.id, event.capacity, missing, now, reread=reread)
+                own = frozenset(c.n for c in mine)  # lapsed, so they look free: never picked twice
+                new_slots = self.picker.pick(event.id, event.capacity, missing, now, reread=reread, avoid=own)
             except NoFreeSlots:
                 return self._refund(payment, "paid after the hold ran out; tickets gone")
             self.picker.done(event.id, new_slots, claimed=False)
