@@ -6,6 +6,7 @@ relay published, and the money the fake provider moved (charges, refunds, cancel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -112,13 +113,17 @@ def deliver(app: Wired, payment: Payment, status: str | None = None, event_id: s
     return app.intake.take(*app.gateway.webhook(payment.transaction_id, status, event_id))
 
 
-def paid_late_via_3ds(app: Wired, clock: Clock, booking: Booking) -> Payment:
-    """The buyer starts paying, the hold runs out and expires, then 3-D Secure succeeds and the
-    provider says so."""
+def paid_late_via_3ds(
+    app: Wired, clock: Clock, booking: Booking, meanwhile: Callable[[], object] = lambda: None, expire: bool = True
+) -> Payment:
+    """The buyer starts paying, the hold runs out (and expires, unless `expire` is False), `meanwhile`
+    happens, then 3-D Secure succeeds and the provider says so."""
     app.gateway.will("require_action")
     payment, _ = pay(app, booking)
     clock.advance(TTL)
-    assert app.releasing.expire(booking.id) is not None
+    if expire:
+        assert app.releasing.expire(booking.id) is not None
+    meanwhile()
     app.gateway.settle(payment.transaction_id or "")
     assert deliver(app, payment)
     return app.payment_of(payment.id)
@@ -478,13 +483,9 @@ def test_a_late_payment_re_acquires_free_tickets(app: Wired, booking: Booking, c
 def test_a_late_payment_whose_tickets_are_gone_is_refunded_once(clock: Clock) -> None:
     app = wired(clock, capacity=2)
     booking = hold(app, quantity=2)
-    app.gateway.will("require_action")
-    payment, _ = pay(app, booking)
-    clock.advance(TTL)
-    app.releasing.expire(booking.id)
-    theirs = hold(app, OTHER, quantity=2)  # the tickets went to someone else meanwhile
-    app.gateway.settle(payment.transaction_id or "")
-    deliver(app, payment)
+    others: list[Booking] = []  # the tickets went to someone else meanwhile
+    payment = paid_late_via_3ds(app, clock, booking, lambda: others.append(hold(app, OTHER, quantity=2)))
+    [theirs] = others
 
     assert app.finalising.finalize(payment.id) == "refunded"
     assert app.finalising.finalize(payment.id) == "ignored"
@@ -501,13 +502,8 @@ def test_a_late_payment_whose_tickets_are_gone_is_refunded_once(clock: Clock) ->
 def test_a_late_payment_learns_which_slots_others_took_and_confirms(app: Wired, booking: Booking, clock: Clock) -> None:
     """The finaliser's view of the slots is stale (another process sold them): a collision teaches
     it what they hold, so its next try picks free ones instead of colliding on every redelivery."""
-    app.gateway.will("require_action")
-    payment, _ = pay(app, booking)
-    clock.advance(TTL)
-    app.releasing.expire(booking.id)
-    app.inventory.set_taken("ev-1", 2)  # slots 0 and 1, sold by another process
-    app.gateway.settle(payment.transaction_id or "")
-    deliver(app, payment)
+    # slots 0 and 1 are sold by another process meanwhile
+    payment = paid_late_via_3ds(app, clock, booking, lambda: app.inventory.set_taken("ev-1", 2))
     picker = app.finalising.picker
     picker._events.clear()  # this process never heard of those sales
     picker.rng = AlwaysPicks([0, 1])  # type: ignore[assignment]
@@ -532,12 +528,9 @@ def test_a_late_payment_never_counts_its_own_lapsed_claims_twice(clock: Clock) -
     one of them; the late payment needs one more slot and must not pick one it owns already."""
     app = wired(clock, capacity=3)
     booking = hold(app, quantity=3)
-    app.gateway.will("require_action")
-    payment, _ = pay(app, booking)
-    clock.advance(TTL)
-    theirs = hold(app, OTHER, quantity=1)  # takes over one lapsed claim of the booking
-    app.gateway.settle(payment.transaction_id or "")
-    deliver(app, payment)
+    others: list[Booking] = []  # takes over one lapsed claim of the booking
+    payment = paid_late_via_3ds(app, clock, booking, lambda: others.append(hold(app, OTHER, quantity=1)), expire=False)
+    [theirs] = others
 
     assert app.finalising.finalize(payment.id) == "refunded"
 
@@ -553,12 +546,7 @@ def test_a_late_confirmation_and_a_refund_decided_on_a_stale_read_never_both_hap
     decides to refund. The payment that confirmed the booking is kept."""
     app = wired(clock, capacity=2)
     booking = hold(app, quantity=2)
-    app.gateway.will("require_action")
-    payment, _ = pay(app, booking)
-    clock.advance(TTL)
-    app.releasing.expire(booking.id)
-    app.gateway.settle(payment.transaction_id or "")
-    deliver(app, payment)
+    payment = paid_late_via_3ds(app, clock, booking)
     first: list[str] = []
     pick = app.finalising.picker.pick
 
@@ -582,13 +570,8 @@ def test_a_late_confirmation_and_a_refund_decided_on_a_stale_read_never_both_hap
 def test_a_refund_cut_short_after_it_was_marked_is_finished_by_the_next_delivery(clock: Clock) -> None:
     app = wired(clock, capacity=2)
     booking = hold(app, quantity=2)
-    app.gateway.will("require_action")
-    payment, _ = pay(app, booking)
-    clock.advance(TTL)
-    app.releasing.expire(booking.id)
-    hold(app, OTHER, quantity=2)  # the tickets are gone: the payment is to be refunded
-    app.gateway.settle(payment.transaction_id or "")
-    deliver(app, payment)
+    # the tickets go to someone else meanwhile: the payment is to be refunded
+    payment = paid_late_via_3ds(app, clock, booking, lambda: hold(app, OTHER, quantity=2))
     refunding = app.finalising.refunding
     at_provider = refunding._at_provider
 
