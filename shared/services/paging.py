@@ -11,7 +11,8 @@ from typing import Any
 
 from shared.core.errors import ValidationFailed
 
-_DOC_ID = re.compile(r"^(?!__)[A-Za-z0-9_-]{1,64}$")
+# Any id this service makes (URL-safe base64, which may begin with "__"); Firestore reserves only __x__.
+_DOC_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")
 
 
 def fingerprint(filters: dict[str, Any]) -> str:
