@@ -55,7 +55,7 @@ import email.policy
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -611,11 +611,14 @@ def check(
     now: datetime | None = None,
     settle: float = 0.0,
     interval: float = 0.5,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[Violation]:
     """Every violation of the invariants in the stores, sorted; [] when they hold.
 
     `settle` > 0: wait up to that many seconds for the system to be quiet and the rules to hold,
     reading again every `interval` seconds; what is still in flight then is reported as `quiet`.
+    `meanwhile` runs before each wait: what the deployment's schedulers would do in that time (the
+    sweep that publishes what a crashed process left in the outbox).
     `settle` = 0: the caller says the system is quiet; judged once, in-flight states as they are.
     `now` (default: the time right after the reads) decides which holds have run out."""
     scope = None if event_ids is None else sorted(set(event_ids))
@@ -632,6 +635,8 @@ def check(
                 violations = _judge(snap, at)
                 violations += [Violation("quiet", "system", f"still in flight after {settle:g}s: {b}") for b in busy]
             return sorted(set(violations))
+        if meanwhile is not None:
+            meanwhile()
         time.sleep(interval)
 
 

@@ -5,6 +5,10 @@ plan's seed and the site's name, so one seed gives every site the same sequence 
 every run; which request meets which decision still depends on timing, as in any concurrent run.
 Without a plan (always, outside local and test: the settings refuse one) every check is False.
 
+With a plan, one request can also name a fault for itself (`X-Fault-Inject: crash_after_commit=2`:
+the second time this request passes that site): the model-based test crashes a chosen step at a
+chosen boundary this way, and a plan of `rate=0` injects nothing else.
+
 One module-wide plan, as FoundationDB's BUGGIFY: the sites sit deep in the data access and
 messaging code, where passing a test-only object through every constructor would cost more
 clarity than it buys. Each injected fault is logged (`fault injected: <site>`) and counted.
@@ -16,7 +20,12 @@ import logging
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+from shared.core.errors import ValidationFailed
 
 log = logging.getLogger("faults")
 
@@ -60,6 +69,21 @@ class Plan:
         return cls(seed, rate)
 
 
+# The faults the current request asked for: site -> how many more passages before it happens.
+_asked: ContextVar[dict[str, int] | None] = ContextVar("faults_asked", default=None)
+
+
+def parse_request(text: str) -> dict[str, int]:
+    """`site=N[,site=N]` (N >= 1, the Nth passage of this request); ValueError on anything else."""
+    asked: dict[str, int] = {}
+    for part in text.replace(" ", "").split(","):
+        site, _, nth = part.partition("=")
+        if site not in SITES or not nth.isdigit() or not 1 <= int(nth) <= 10:
+            raise ValueError(f"a requested fault is 'site=N' with a site of {SITES} and N in 1..10, not {part!r}")
+        asked[site] = int(nth)
+    return asked
+
+
 class Faults:
     def __init__(self, plan: Plan | None = None) -> None:
         self.plan = plan
@@ -71,6 +95,15 @@ class Faults:
         """Whether the fault at `site` happens this time."""
         if self.plan is None:
             return False
+        asked = _asked.get()
+        if asked and site in asked:
+            asked[site] -= 1
+            if asked[site] == 0:
+                del asked[site]
+                with self._lock:
+                    self.injected[site] += 1
+                log.warning("fault injected (requested): %s", site)
+                return True
         with self._lock:
             happens = self._streams[site].random() < self.plan.rate
             if happens:
@@ -89,6 +122,22 @@ class Faults:
     def crash_point(self, site: str) -> None:
         if self.hit(site):
             raise InjectedCrash(f"fault injection: {site}")
+
+    @contextmanager
+    def requested(self, header: str | None) -> Iterator[None]:
+        """Within a request: the faults its `X-Fault-Inject` header names (only under a plan)."""
+        if self.plan is None or not header:
+            yield
+            return
+        try:
+            asked = parse_request(header)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), [{"field": "X-Fault-Inject", "message": str(exc)}]) from None
+        token = _asked.set(asked)
+        try:
+            yield
+        finally:
+            _asked.reset(token)
 
 
 FAULTS = Faults()

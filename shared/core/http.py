@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import flask
 import pydantic
 
-from shared.core import errors
+from shared.core import errors, faults
 from shared.core.faults import InjectedCrash
 from shared.core.logging import request_id_var, trace_var
 from shared.core.settings import get_settings
@@ -170,7 +170,8 @@ class Router:
             else:
                 try:
                     handler, params = self.resolve(request.method, request.path)
-                    response = handler(ApiRequest(request, params, request_id))
+                    with faults.current().requested(request.headers.get("X-Fault-Inject")):
+                        response = handler(ApiRequest(request, params, request_id))
                 except Exception as exc:  # the one global error handler
                     response = problem_response(exc, request.path)
             result = render(response, request)

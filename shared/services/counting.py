@@ -82,6 +82,13 @@ class TakenCounter:
             if known.value is not None:
                 known.value = max(known.value + quantity, 0)
 
+    def forget(self, event_id: str) -> None:
+        """A change of this process may or may not have committed (its answer was lost): count again
+        before the next use instead of adding a guess."""
+        known = self._entry(event_id)
+        with known.lock:
+            known.at = float("-inf")
+
     def _entry(self, event_id: str) -> _Count:
         with self._lock:
             return self._counts.setdefault(event_id, _Count())

@@ -5,7 +5,9 @@ when a claim collided), in flight (being claimed by one of its threads right now
 (claims whose hold ran out, free to take over). Picking random slots it does not know to be taken
 makes collisions rare within a process and across instances; a collision only teaches it more.
 When it knows of no free slot it rereads the event's claims once (at most every REFRESH_SECONDS)
-before answering sold out, so the sold-out path stays cheap under a rush.
+before answering sold out, so the sold-out path stays cheap under a rush. A capacity other than
+the one of its last reread means the slots above the old one changed (retired or given back): it
+rereads at once, so a capacity raised a moment ago is never answered with a sold out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class _EventSlots:
     expired: dict[int, Claim] = field(default_factory=dict)
     in_flight: set[int] = field(default_factory=set)
     refreshed_at: float = 0.0
+    capacity: int | None = None  # the event's capacity when the claims were last read
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -64,11 +67,12 @@ class SlotPicker:
         already (a late payment's own lapsed claims look free, and must not count twice)."""
         slots = self._slots(event_id)
         with slots.lock:
-            if reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
-                self._refresh(event_id, slots, now)
+            resized = slots.capacity is not None and slots.capacity != capacity
+            if resized or (reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS):
+                self._refresh(event_id, slots, capacity, now)
             picks = self._choose(slots, capacity, quantity, now, avoid)
             if picks is None and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:
-                self._refresh(event_id, slots, now)
+                self._refresh(event_id, slots, capacity, now)
                 picks = self._choose(slots, capacity, quantity, now, avoid)
             if picks is None:
                 raise NoFreeSlots()
@@ -141,8 +145,9 @@ class SlotPicker:
                 chosen[n] = claim
         return list(chosen.items()) if len(chosen) == quantity else None
 
-    def _refresh(self, event_id: str, slots: _EventSlots, now: datetime) -> None:
+    def _refresh(self, event_id: str, slots: _EventSlots, capacity: int, now: datetime) -> None:
         claims = self.reader.claims(event_id)
+        slots.capacity = capacity
         slots.taken = {n for n, c in claims.items() if not c.is_free(now)}
         slots.expired = {n: c for n, c in claims.items() if c.is_free(now)}
         slots.refreshed_at = time.monotonic()

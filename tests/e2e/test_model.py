@@ -8,7 +8,10 @@ client-side confirmation); client-side confirmation as Stripe.js does it (before
 ran out: a late payment); Stripe webhooks re-delivered, signed, built from the intent as localstripe
 stores it (as it is, twice with one event id, and a stale `payment_failed` after a success); the
 expiry task (early, on time, twice; "never" is letting the hold lapse with no task); the sweep; the
-reconciler; cancel; refund; capacity change; event update (current, stale and missing If-Match).
+reconciler; cancel; refund; capacity change; event update (current, stale and missing If-Match);
+and a crash at a step boundary: the next step that writes dies after its first or second commit
+(before the publish and the reply: 502), or its commit succeeds while it sees UNAVAILABLE, and the
+client retries it as it was sent (same Idempotency-Key, same If-Match), as a real client does.
 
 After every step that can change money or tickets: the invariants hold once the system is quiet
 (`check(..., settle=...)`), every answer was one the model allows, every booking reads as a status
@@ -76,12 +79,43 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Where the next writing step dies (X-Fault-Inject, honoured by the stack's rate-0 fault plan).
+BOUNDARIES = ["crash_after_commit=1", "crash_after_commit=2", "commit_unavailable=1"]
+
+
+class CrashingHttp(Http):
+    """The HTTP client, able to send its next write with a fault at a step boundary; a write that
+    died there (502, or 503 when the commit's answer was lost) is sent once more, unchanged."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.armed: str | None = None
+        self.crashed: str | None = None  # what the last write met (None: it went through)
+        self.unsettled = False  # a write crashed since the last comparison
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        if method == "GET" or self.armed is None:
+            if method != "GET":
+                self.crashed = None
+            return super().call(method, path, token, **kwargs)
+        boundary, self.armed = self.armed, None
+        headers = dict(kwargs.pop("headers", {}) or {})
+        response = super().call(method, path, token, headers={**headers, "X-Fault-Inject": boundary}, **kwargs)
+        if response.status_code not in (502, 503):
+            self.crashed = None  # it committed fewer times than the boundary: nothing happened
+            return response
+        self.crashed = f"{boundary} -> {response.status_code}"
+        self.unsettled = True
+        seen(f"crash: {method} {path.split('/')[-1]} {self.crashed}")
+        return super().call(method, path, token, headers=headers, **kwargs)
+
+
 class Env:
     """The stack the machine runs against, with its HTTP client and the checker's clients."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.http = Http(stack.url)
+        self.http = CrashingHttp(stack.url)
         self.db, self.stripe = invariants.clients_for(stack)
 
 
@@ -105,6 +139,7 @@ class TicketingMachine(RuleBasedStateMachine):
         assert ENV is not None
         self.env = ENV
         self.http = ENV.http
+        self.http.armed, self.http.unsettled = None, False  # a crash of the last program goes with it
         self.admin, _ = self.http.register("admin")
         self.buyers = [self.http.register("user")[0] for _ in range(BUYERS)]
         event = self.http.create_event(self.admin, name=f"Model {secrets.token_hex(3)}", **EVENT)
@@ -128,6 +163,8 @@ class TicketingMachine(RuleBasedStateMachine):
 
     def answer(self, response: requests.Response, allowed: set[str], what: str) -> str:
         got = code_of(response)
+        if self.http.crashed:
+            self.log.append(f"    crashed at {self.http.crashed}, retried")
         self.log.append(f"    -> {got}")
         seen(f"{what.split()[0]}: {got}")
         assert response.status_code < 500, f"{what} -> {response.status_code}: {response.text[:300]}"
@@ -150,13 +187,22 @@ class TicketingMachine(RuleBasedStateMachine):
     def owner(self, b: Booking) -> str:
         return self.buyers[b.buyer]
 
+    def scheduled_sweep(self) -> None:
+        response = self.http.sweep()
+        assert response.status_code == 200, response.text
+        seen("crash: the scheduled sweep ran while settling")
+
     # ---- rules -----------------------------------------------------------------------------------
 
     @rule(target=bookings, buyer=st.integers(0, BUYERS - 1), quantity=st.integers(1, 3))
     def hold(self, buyer: int, quantity: int) -> Any:
         self.note("hold", locals())
-        self.model.hold_attempts.setdefault(buyer, []).append(now())
-        response, t0, t1 = self.timed(lambda: self.http.hold(self.buyers[buyer], self.event_id, quantity))
+        attempts = self.model.hold_attempts.setdefault(buyer, [])
+        attempts.append(now())
+        key = secrets.token_hex(8)
+        response, t0, t1 = self.timed(lambda: self.http.hold(self.buyers[buyer], self.event_id, quantity, key=key))
+        if self.http.crashed:
+            attempts.append(t1)  # the retry is an attempt too
         allowed = self.model.hold_answers(buyer, quantity, t0, t1)
         prices = self.model.prices(t0, t1)
         got = self.answer(response, allowed, f"hold {quantity} by buyer {buyer}")
@@ -167,7 +213,9 @@ class TicketingMachine(RuleBasedStateMachine):
         body = response.json()
         assert body["status"] == PENDING, body
         assert body["quantity"] == quantity, body
-        assert body["unit_price"] in prices, f"unit price {body['unit_price']}, the model allows {sorted(prices)}"
+        assert body["unit_price"] in prices, (
+            f"unit price {body['unit_price']}, the model allows {sorted(prices)}: {body}" + self.steps()
+        )
         assert body["total_cost"] == body["unit_price"] * quantity, body
         b = Booking(str(body["id"]), buyer, quantity, int(body["unit_price"]), ts(body["expires_at"]))
         self.model.bookings[b.id] = b
@@ -181,8 +229,12 @@ class TicketingMachine(RuleBasedStateMachine):
             return  # a refused hold
         body = {"payment_method": method} if method else {}
         path = f"/v1/bookings/{b.id}/payments"
-        response, t0, t1 = self.timed(lambda: self.http.call("POST", path, self.owner(b), json=body))
-        got = self.answer(response, self.model.pay_answers(b, method, t0, t1), f"pay({method}) {b.id}")
+        key = {"Idempotency-Key": secrets.token_hex(8)}
+        response, t0, t1 = self.timed(lambda: self.http.call("POST", path, self.owner(b), json=body, headers=key))
+        allowed = self.model.pay_answers(b, method, t0, t1)
+        if self.http.crashed and "201" in allowed:
+            allowed.add("200")  # the retry found the attempt the first try made
+        got = self.answer(response, allowed, f"pay({method}) {b.id}")
         if got in ("200", "201"):
             payment = response.json()
             b.payments.append(payment)
@@ -350,13 +402,27 @@ class TicketingMachine(RuleBasedStateMachine):
         response, t0, t1 = self.timed(
             lambda: self.http.call("PATCH", path, self.admin, json=body, headers={"If-Match": etag})
         )
-        got = self.answer(response, self.model.capacity_answers(capacity, t0, t1), f"capacity {capacity}")
+        allowed = self.model.capacity_answers(capacity, t0, t1)
+        if self.http.crashed:
+            allowed.add("412 version_conflict")  # the first try committed: the retry's If-Match is stale
+        got = self.answer(response, allowed, f"capacity {capacity}")
+        if got == "412 version_conflict":
+            event = self.http.event(self.event_id, self.admin)  # what a client does next: read it again
+            assert event["version"] == self.model.version + 1, f"412 after a crash, yet unchanged: {event}"
+            assert event["capacity"] == capacity, f"the crashed change is half-written: {event}"
+            self.model.capacity, self.model.version = capacity, int(event["version"])
         if got == "200":
             event = response.json()
             assert event["capacity"] == capacity, event
             assert event["version"] == self.model.version + 1, event
             self.model.capacity, self.model.version = capacity, int(event["version"])
         self.dirty = True
+
+    @rule(boundary=st.sampled_from(BOUNDARIES))
+    def crash_next_write(self, boundary: str) -> None:
+        """The next step that writes dies at `boundary`; the client then retries it unchanged."""
+        self.note("crash_next_write", locals())
+        self.http.armed = boundary
 
     @rule(if_match=st.sampled_from(["current", "stale", "missing"]))
     def update_event(self, if_match: str) -> None:
@@ -369,8 +435,14 @@ class TicketingMachine(RuleBasedStateMachine):
         body = {"description": f"updated {secrets.token_hex(3)}"}
         response = self.http.call("PATCH", f"/v1/events/{self.event_id}", self.admin, json=body, headers=headers)
         expected = {"current": "200", "stale": "412 version_conflict", "missing": "428 precondition_required"}
-        self.answer(response, {expected[if_match]}, f"event update with {if_match} If-Match")
-        if if_match == "current":
+        allowed = {expected[if_match]} | ({"412 version_conflict"} if self.http.crashed else set())
+        got = self.answer(response, allowed, f"event update with {if_match} If-Match")
+        if got == "412 version_conflict" and if_match == "current":  # the crashed try committed
+            event = self.http.event(self.event_id, self.admin)
+            assert event["version"] == self.model.version + 1, f"412 after a crash, yet unchanged: {event}"
+            assert event["description"] == body["description"], f"the crashed change is half-written: {event}"
+            self.model.version = int(event["version"])
+        elif if_match == "current":
             event = response.json()
             assert event["version"] == self.model.version + 1, event
             assert event["description"] == body["description"], event
@@ -380,15 +452,20 @@ class TicketingMachine(RuleBasedStateMachine):
 
     @invariant()
     def agrees_with_the_model(self) -> None:
-        if not self.dirty:
+        if not self.dirty and not self.http.unsettled:
             return
         self.dirty = False
+        # After a crash, the scheduled sweep is what publishes what the crashed process left in the
+        # outbox (in a deployment, every minute; here, every 2 s while the system settles).
+        crashed, self.http.unsettled = self.http.unsettled, False
         violations = invariants.check(
             self.env.db,
             self.env.stripe,
             event_ids=[self.event_id],
             mail_dir=self.env.stack.mail_dir,
             settle=SETTLE,
+            interval=2.0 if crashed else 0.5,
+            meanwhile=self.scheduled_sweep if crashed else None,
         )
         assert not violations, "invariants:\n" + "\n".join(f"  {v}" for v in violations) + self.steps()
         t0 = now()
@@ -516,6 +593,15 @@ REGRESSIONS: dict[str, list[Step]] = {
         ("webhook", {"booking_id": "b0", "kind": "as_is"}),
         ("cancel", {"booking_id": "b0"}),
         ("sweep", {}),
+    ],
+    # Found once the crash rule came: the process died after recording the charge, before the
+    # relay; the retry found the charge, and the scheduled sweep published what the relay did not.
+    "payment crashed before its publish": [
+        ("hold", {"buyer": 1, "quantity": 3}),
+        ("crash_next_write", {"boundary": "crash_after_commit=2"}),
+        ("pay", {"booking_id": "b0", "method": "pm_card_visa"}),
+        ("crash_next_write", {"boundary": "crash_after_commit=1"}),
+        ("refund", {"booking_id": "b0"}),
     ],
     "cancel with an open attempt, then the buyer confirms": [
         ("hold", {"buyer": 0, "quantity": 1}),

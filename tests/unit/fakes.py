@@ -74,6 +74,7 @@ class DocumentStore:
         self.published: list[tuple[str, dict[str, Any]]] = []  # (topic, message) relayed after commits
         self._ticks = 0
         self._before_commit: list[Callable[[], object]] = []
+        self.answers_to_lose = 0  # the next commits succeed, and their callers see an error
 
     def new_uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -166,6 +167,9 @@ class FakeUnitOfWork:
         if not set(self.carriers) <= created:
             raise ValueError("an event is carried only by a document this commit creates")
         self.store.apply(self.writes, self.recorded)
+        if self.store.answers_to_lose:
+            self.store.answers_to_lose -= 1
+            raise ConnectionError("the commit went through; its answer was lost")
         return list(self.recorded)
 
 

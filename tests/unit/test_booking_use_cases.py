@@ -165,6 +165,18 @@ def test_a_hold_for_more_than_is_left_is_sold_out_and_commits_nothing(app: Wired
         hold(app, OTHER, quantity=1)
 
 
+def test_a_hold_whose_answer_was_lost_is_counted_for_the_next_price(app: Wired, clock: Clock) -> None:
+    """The process cannot add what it does not know it took: it counts again instead."""
+    hold(app, OTHER, quantity=1)  # a count is cached: 0 taken, then 1 added
+    app.store.answers_to_lose = 1
+    with pytest.raises(ConnectionError):
+        hold(app, BUYER, quantity=3)  # committed all the same: 4 of 5 taken
+
+    last, _ = hold(app, Principal("buyer-3", "user", None), quantity=1)
+
+    assert last.unit_price == 4000, "4 of 5 taken: the surge price applies"
+
+
 def test_two_processes_racing_for_the_last_ticket_give_it_to_one(app: Wired, clock: Clock) -> None:
     app.events.add(make_event(clock, capacity=1))
     other_process = Wired(hold_ttl=TTL, store=app.store)

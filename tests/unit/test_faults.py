@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.core import faults
+from shared.core.errors import ValidationFailed
 from shared.core.faults import Faults, Plan
 from shared.core.settings import ConfigurationError, load_settings
 
@@ -55,3 +56,28 @@ def test_a_crash_point_raises_and_counts() -> None:
     with pytest.raises(faults.InjectedCrash):
         always.crash_point("crash_after_commit")
     assert always.injected["crash_after_commit"] == 1
+
+
+def test_a_request_names_the_passage_of_a_site_where_its_fault_happens() -> None:
+    plan = Faults(Plan(1, 0.0))  # nothing at random
+    with plan.requested("crash_after_commit=2"):
+        plan.crash_point("crash_after_commit")  # the first commit passes
+        with pytest.raises(faults.InjectedCrash):
+            plan.crash_point("crash_after_commit")
+        plan.crash_point("crash_after_commit")  # once only
+    plan.crash_point("crash_after_commit")  # and for this request only
+    assert plan.injected == {"crash_after_commit": 1}
+
+
+def test_requested_faults_need_a_plan() -> None:
+    """Outside local and test there is no plan (the settings refuse one): the header does nothing."""
+    off = Faults()
+    with off.requested("crash_after_commit=1"):
+        off.crash_point("crash_after_commit")
+    assert not off.injected
+
+
+@pytest.mark.parametrize("header", ["crash_after_commit", "crash=1", "crash_after_commit=0", "commit_unavailable=x"])
+def test_a_bad_request_for_a_fault_is_a_validation_error(header: str) -> None:
+    with pytest.raises(ValidationFailed), Faults(Plan(1, 0.0)).requested(header):
+        pass

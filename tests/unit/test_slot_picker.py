@@ -261,3 +261,23 @@ def test_reread_learns_what_other_processes_took(store: FakeClaims, picker: Slot
     picks = picker.pick(EVENT, 10, 1, NOW, reread=True)
     assert numbers(picks) == [9]
     assert store.full_reads == 1
+
+
+def test_a_capacity_raised_a_moment_ago_is_never_answered_sold_out(
+    store: FakeClaims, picker: SlotPicker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lowered to 2 (slots 2..5 retired), then raised to 5 (2..4 given back): the next pick, well
+    within the refresh interval, rereads because the capacity is not the one it last read with."""
+    clock = [1000.0]
+    monkeypatch.setattr(slots_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    store.put(0)
+    store.put(1)
+    for n in range(2, 6):
+        store.put(n, state="retired", until=None)
+    with pytest.raises(NoFreeSlots):
+        picker.pick(EVENT, 2, 1, NOW, reread=True)  # a reread: 0 and 1 taken, 2..5 retired
+
+    for n in range(2, 5):
+        store.by_event[EVENT].pop(n)  # the capacity change gave them back
+    assert sorted(numbers(picker.pick(EVENT, 5, 3, NOW))) == [2, 3, 4]
+    assert store.full_reads == 2

@@ -59,6 +59,19 @@ def test_a_stale_count_is_queried_again() -> None:
     assert count.calls == 2
 
 
+def test_a_change_of_unknown_outcome_is_counted_again_not_guessed() -> None:
+    """A hold whose commit answer was lost may or may not have taken tickets: the next use counts."""
+    count = SlowCount(3)
+    count.release.set()
+    counter = TakenCounter(count, max_age=60)
+    counter.taken("e", NOW)
+    count.value = 5  # the lost commit went through
+    counter.forget("e")
+    assert counter.fresh("e") is None
+    assert counter.taken("e", NOW) == 5
+    assert count.calls == 2
+
+
 def test_events_are_counted_separately() -> None:
     count = SlowCount(1)
     count.release.set()

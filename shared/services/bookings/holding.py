@@ -147,8 +147,9 @@ class Holding:
             self.picker.done(event.id, picks, claimed=False)
             self.picker.collided(event.id, [p for p in picks if p[1] is not None], now)
             return None
-        except Exception:
+        except Exception:  # the commit's outcome is unknown (its answer lost, or the process stopped)
             self.picker.done(event.id, picks, claimed=False)
+            self.counter.forget(event.id)
             raise
         self.picker.done(event.id, picks, claimed=True)
         self.counter.add(event.id, quantity)

@@ -96,6 +96,9 @@ class Releasing:
             except ConcurrentUpdate:
                 backoff(attempt)
                 continue
+            except Exception:  # released or not, nobody knows: the next hold counts again
+                self.counter.forget(booking.event_id)
+                raise
             self.picker.released(booking.event_id, [c.n for c in mine])
             self.counter.add(booking.event_id, -len(mine))
             log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
