@@ -168,6 +168,11 @@ class Container:
 
         return TakenCounter(self.inventory.taken)
 
+    def sold_slots_released(self, event_id: str, numbers: list[int]) -> None:
+        """A refund gave sold tickets back: free for this process's picks and off its count."""
+        self.slot_picker.released(event_id, numbers)
+        self.taken_counter.released(event_id, [None] * len(numbers))
+
     @cached_property
     def holding(self) -> Holding:
         from datetime import timedelta

@@ -77,7 +77,7 @@ class PaymentServices:
             self.ledger,
             lambda: self.root.gateway,
             self.root.new_uow,
-            released=self.root.slot_picker.released,
+            released=self.root.sold_slots_released,
         )
 
     @cached_property

@@ -25,6 +25,7 @@ MAX_AGE = 0.25
 class _Count:
     value: int | None = None
     at: float = float("-inf")
+    counted_at: datetime | None = None  # the instant the count query judged holds at
     refreshing: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,7 +68,7 @@ class TakenCounter:
         try:
             value = self.count(event_id, now)
             with known.lock:
-                known.value, known.at = value, started
+                known.value, known.at, known.counted_at = value, started, now
             return value
         finally:
             with known.lock:
@@ -81,6 +82,16 @@ class TakenCounter:
         with known.lock:
             if known.value is not None:
                 known.value = max(known.value + quantity, 0)
+
+    def released(self, event_id: str, held_until: list[datetime | None]) -> None:
+        """This process gave back claims held until these instants (None: sold). Only those the
+        count included come off it: a hold that had run out when the count ran was not in it."""
+        known = self._entry(event_id)
+        with known.lock:
+            if known.value is None:
+                return
+            counted = [u for u in held_until if u is None or known.counted_at is None or u > known.counted_at]
+            known.value = max(known.value - len(counted), 0)
 
     def forget(self, event_id: str) -> None:
         """A change of this process may or may not have committed (its answer was lost): count again

@@ -177,6 +177,23 @@ def test_a_hold_whose_answer_was_lost_is_counted_for_the_next_price(app: Wired, 
     assert last.unit_price == 4000, "4 of 5 taken: the surge price applies"
 
 
+@pytest.mark.parametrize("counted", ["before it ran out", "after it ran out"])
+def test_expiring_a_hold_takes_it_off_the_count_only_if_the_count_had_it(
+    app: Wired, clock: Clock, counted: str
+) -> None:
+    app.counter.max_age = 60  # one count, then only what this process adds and gives back
+    lapsed, _ = hold(app, BUYER, quantity=1)  # counted here: 0, then 1 added
+    clock.advance(TTL + timedelta(seconds=1))
+    if counted == "after it ran out":
+        app.counter.forget("ev-1")  # the next hold counts again: 0 live
+    hold(app, OTHER, quantity=4)
+    app.releasing.expire(lapsed.id)
+
+    last, _ = hold(app, Principal("buyer-3", "user", None), quantity=1)
+
+    assert last.unit_price == 4000, "4 of 5 taken: the surge price applies"
+
+
 def test_two_processes_racing_for_the_last_ticket_give_it_to_one(app: Wired, clock: Clock) -> None:
     app.events.add(make_event(clock, capacity=1))
     other_process = Wired(hold_ttl=TTL, store=app.store)

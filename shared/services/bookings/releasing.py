@@ -100,7 +100,7 @@ class Releasing:
                 self.counter.forget(booking.event_id)
                 raise
             self.picker.released(booking.event_id, [c.n for c in mine])
-            self.counter.add(booking.event_id, -len(mine))
+            self.counter.released(booking.event_id, [c.held_until for c in mine])
             log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
             return after
         raise Unavailable("the booking is changing; retry", retry_after=1)
