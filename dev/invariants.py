@@ -30,6 +30,10 @@ data. The rules (`RULES` holds the same list):
 - `email`: the confirmation email went out once per confirmed booking: its notification record
   says `sent`, and with `mail_dir` (the local SMTP sink's folder) exactly one message names it; a
   booking that was confirmed and then refunded got at most one; a booking never confirmed got none.
+- `tickets`: every confirmed booking has exactly `quantity` tickets, numbered 1..quantity, each
+  valid or checked in; every refunded booking's tickets are revoked; a booking never confirmed has
+  none; a checked-in ticket says when, a valid one does not; no ticket is checked in twice (the
+  stream holds at most one `ticket.checked_in` per ticket).
 - `quiet` (only with `settle` > 0): the system came to rest within `settle` seconds.
 
 When to call it: once the system is quiet. Some states are legitimately transient: a payment
@@ -79,6 +83,7 @@ RULES = {
     "visible": "every booking and payment is in a state a person can see (the buyer, or the admin's attention list)",
     "inventory": "the stored inventory adds up",
     "email": "the confirmation email went out once per confirmed booking",
+    "tickets": "a confirmed booking has quantity valid tickets, a refunded one revoked ones, none checked in twice",
     "quiet": "the system came to rest within the settle time",
 }
 BOOKING_STATUSES = set(get_args(BookingStatus))
@@ -157,6 +162,8 @@ class _Snapshot:
     awaiting_relay: list[dict[str, Any]] = field(default_factory=list)
     intents: dict[str, _Intent] = field(default_factory=dict)
     emails: Counter[str] | None = None  # booking id -> confirmation messages in the sink
+    tickets: dict[str, dict[str, Any]] = field(default_factory=dict)  # the events' tickets by id
+    check_ins: Counter[str] = field(default_factory=Counter)  # ticket id -> ticket.checked_in events
 
 
 def _at(value: Any) -> datetime | None:
@@ -190,6 +197,11 @@ def _read(db: Any, provider: Any, event_ids: Iterable[str] | None, mail_dir: Pat
             snap.bookings[s.id] = s.to_dict() or {}
         for s in db.collection("payments").where(filter=by_event).stream():
             snap.payments[s.id] = s.to_dict() or {}
+        for s in db.collection("tickets").where(filter=by_event).stream():
+            snap.tickets[s.id] = s.to_dict() or {}
+        checked_in = FieldFilter("action", "==", "ticket.checked_in")
+        for s in db.collection("domain_events").where(filter=by_event).where(filter=checked_in).stream():
+            snap.check_ins[str((s.to_dict() or {}).get("object_id"))] += 1
     named = {c.booking_id for cs in snap.claims.values() for c in cs if isinstance(c.booking_id, str)}
     named |= {str(p.get("booking_id")) for p in snap.payments.values()}
     others = sorted(named - set(snap.bookings))
@@ -306,7 +318,41 @@ def _judge(snap: _Snapshot, now: datetime) -> list[Violation]:
     found += _money(snap)
     found += _visible(snap)
     found += _emails(snap)
+    found += _tickets(snap)
     return sorted(set(found))
+
+
+def _tickets(snap: _Snapshot) -> list[Violation]:
+    out: list[Violation] = []
+    by_booking: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ticket_id, ticket in snap.tickets.items():
+        by_booking[str(ticket.get("booking_id"))].append(ticket)
+        subject = f"ticket/{ticket_id}"
+        status, checked_in_at = ticket.get("status"), ticket.get("checked_in_at")
+        if status not in ("valid", "checked_in", "revoked"):
+            out.append(Violation("tickets", subject, f"unknown status {status!r}"))
+        if status == "checked_in" and checked_in_at is None:
+            out.append(Violation("tickets", subject, "checked in, but not when"))
+        if status == "valid" and checked_in_at is not None:
+            out.append(Violation("tickets", subject, f"valid, yet checked in at {checked_in_at}"))
+        if snap.check_ins[ticket_id] > 1:
+            out.append(Violation("tickets", subject, f"checked in {snap.check_ins[ticket_id]} times"))
+        if ticket.get("booking_id") not in snap.bookings:
+            out.append(Violation("tickets", subject, f"of booking {ticket.get('booking_id')}, not one of its event"))
+    for booking_id, booking in snap.bookings.items():
+        subject, status = f"booking/{booking_id}", booking.get("status")
+        tickets = by_booking.get(booking_id, [])
+        numbers = sorted(int(t.get("number") or 0) for t in tickets)
+        states = sorted(str(t.get("status")) for t in tickets)
+        if status in ("confirmed", "refunded") and numbers != list(range(1, int(booking.get("quantity", 0)) + 1)):
+            out.append(Violation("tickets", subject, f"{status} with tickets numbered {numbers}"))
+        if status == "confirmed" and set(states) - {"valid", "checked_in"}:
+            out.append(Violation("tickets", subject, f"confirmed with tickets {states}"))
+        if status == "refunded" and set(states) - {"revoked"}:
+            out.append(Violation("tickets", subject, f"refunded with tickets {states}"))
+        if status not in ("confirmed", "refunded") and tickets:
+            out.append(Violation("tickets", subject, f"{status} with {len(tickets)} ticket(s)"))
+    return out
 
 
 def _live_booking(booking: dict[str, Any], now: datetime) -> bool:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.core.ticket_codes import new_key_setting
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 DEFAULT_PORTS = {
@@ -98,6 +100,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_hex(16))
+    # The ticket-signing key (Secret Manager's TICKET_SIGNING_KEYS in a deployment): one per stack.
+    ticket_keys: str = field(default_factory=lambda: new_key_setting("local"))
 
     # ---- construction ---------------------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class Stack:
             "STRIPE_API_BASE": f"http://{self.host('stripe')}",
             "STRIPE_SECRET_KEY": "sk_test_local",
             "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
+            "TICKET_SIGNING_KEYS": self.ticket_keys,
             "AUTH_PROVIDER": "local",
             "AUTH_ISSUER": f"{self.url}/dev",
             "AUTH_AUDIENCE": self.project,
@@ -431,6 +436,17 @@ def _summary(stack: Stack) -> str:
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
 
+def _local_ticket_keys(run_dir: Path) -> str:
+    """The local stack's ticket-signing key: generated once, kept in .run/dev (owner-only)."""
+    path = run_dir / "ticket-signing-keys"
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(new_key_setting("local"))
+        print(f"generated a ticket-signing key in {path.relative_to(ROOT)}", flush=True)
+    return path.read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.stack", description=__doc__)
     parser.add_argument("command", choices=["up"])
@@ -441,10 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     if not project.startswith("demo-"):
         print(f"GOOGLE_CLOUD_PROJECT must start with demo- for the local stack (got {project})", file=sys.stderr)
         return 2
+    run_dir = ROOT / ".run" / "dev"
     stack = Stack(
         project=project,
-        run_dir=ROOT / ".run" / "dev",
+        run_dir=run_dir,
         ports=_dev_ports(),
+        ticket_keys=_local_ticket_keys(run_dir),
         extra_env={
             "CORS_ALLOWED_ORIGINS": os.environ.get(
                 "CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:5173"

@@ -11,7 +11,7 @@ from shared.bootstrap import container
 from shared.core.errors import ValidationFailed
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
-from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut
+from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut, TicketList, TicketOut
 from shared.services.bookings.ports import HoldRequest
 
 start()
@@ -67,6 +67,14 @@ def get(req: ApiRequest) -> ApiResponse:
     latest = c.payments.queries.latest_of(booking)
     payment = PaymentOut.of(latest, for_buyer=booking.user_id == principal.user_id) if latest else None
     return json_response(200, BookingOut.of(booking, utcnow(), payment))
+
+
+@router.route("GET", "/v1/bookings/{booking_id}/tickets")
+def tickets(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    found = c.ticket_queries.of_booking(principal, req.params["booking_id"])
+    return json_response(200, TicketList(items=[TicketOut.of(t) for t in found]))
 
 
 @router.route("POST", "/v1/bookings/{booking_id}/cancel")

@@ -1,4 +1,4 @@
-"""The `meta` function: health and the OpenAPI document."""
+"""The `meta` function: health, the OpenAPI document and the ticket-verification keys."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def openapi(req: ApiRequest) -> ApiResponse:
     from shared.openapi import document  # built on first request: keeps the cold start short
 
     return json_response(200, document(include_dev=settings.is_local))
+
+
+@router.route("GET", "/v1/ticket-keys")
+def ticket_keys(req: ApiRequest) -> ApiResponse:
+    """The public keys that verify ticket codes offline (a JWKS); cacheable for a few minutes."""
+    from shared.bootstrap import container
+
+    return json_response(200, container().ticket_codes.jwks(), **{"Cache-Control": "public, max-age=300"})
 
 
 @functions_framework.http

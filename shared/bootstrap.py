@@ -6,15 +6,19 @@ the clients its path uses (Firestore always; Stripe, Pub/Sub and Tasks only wher
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from shared.core import faults
 from shared.core.settings import Settings, get_settings
 
+log = logging.getLogger("bootstrap")
+
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.core.ticket_codes import TicketCodes
     from shared.dal.bookings import BookingDAL
     from shared.dal.events import EventDAL
     from shared.dal.idempotency import IdempotencyDAL
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from shared.dal.payments import PaymentDAL
     from shared.dal.records import UnitOfWork
     from shared.dal.stream import DomainEventDAL
+    from shared.dal.tickets import TicketDAL
     from shared.messaging import OutboxRelay
     from shared.payments.gateway import PaymentGateway
     from shared.services.audit import AuditLog
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
+    from shared.services.tickets.issuing import TicketIssuer
+    from shared.services.tickets.queries import TicketQueries
     from shared.services.users import UserService
     from shared.tasks import CloudTasksExpiryScheduler
     from shared.wiring_payments import PaymentServices
@@ -74,6 +81,36 @@ class Container:
         from shared.dal.bookings import BookingDAL
 
         return BookingDAL(self.firestore)
+
+    @cached_property
+    def ticket_store(self) -> TicketDAL:
+        from shared.dal.tickets import TicketDAL
+
+        return TicketDAL(self.firestore)
+
+    @cached_property
+    def ticket_codes(self) -> TicketCodes:
+        """The signing keys (the settings refuse to start without them outside local and test; a
+        local process given none signs with a key of its own, which only it can verify)."""
+        from shared.core.ticket_codes import TicketCodes, new_key_setting
+
+        configured = self.settings.ticket_signing_keys
+        if configured is None:
+            log.warning("TICKET_SIGNING_KEYS not set: this process signs tickets with a key of its own")
+            return TicketCodes.from_setting(new_key_setting("local"))
+        return TicketCodes.from_setting(configured.get_secret_value())
+
+    @cached_property
+    def ticket_queries(self) -> TicketQueries:
+        from shared.services.tickets.queries import TicketQueries
+
+        return TicketQueries(self.ticket_store, self.booking_queries)
+
+    @cached_property
+    def ticket_issuer(self) -> TicketIssuer:
+        from shared.services.tickets.issuing import TicketIssuer
+
+        return TicketIssuer(self.ticket_store, self.ticket_codes)
 
     @cached_property
     def payment_store(self) -> PaymentDAL:

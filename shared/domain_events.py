@@ -1,4 +1,4 @@
-"""The one stream of domain events: every committed change of an event, booking or payment.
+"""The one stream of domain events: every committed change of an event, booking, payment or ticket.
 
 A domain event is written by the unit of work in the same commit as the change it describes, so
 the stream holds exactly what was committed. Its readers: the audit log, the Pub/Sub relay (the
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
-from shared.models import Booking, Event, Payment, new_id
+from shared.models import Booking, Event, Payment, Ticket, new_id
 
 ActorType = Literal["user", "device", "system", "stripe"]
 PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser
@@ -68,7 +68,7 @@ class DomainEvent:
         }
 
 
-Tracked = Event | Booking | Payment
+Tracked = Event | Booking | Payment | Ticket
 _AUDITED = {
     "event": (
         "name",
@@ -89,6 +89,7 @@ _AUDITED = {
     ),
     "booking": ("status", "expires_at", "latest_payment_id", "paid_by"),
     "payment": ("status", "transaction_id", "failure_code", "attention", "booked"),
+    "ticket": ("status", "checked_in_at", "checked_in_by", "revoked_at"),
 }
 
 
@@ -106,6 +107,9 @@ def change(
         event_id, sequence, data = after.id, after.version, {"event_id": after.id}
     elif isinstance(after, Booking):
         event_id, sequence, data = after.event_id, after.seq, {"booking_id": after.id}
+    elif isinstance(after, Ticket):
+        event_id, sequence = after.event_id, after.seq
+        data = {"ticket_id": after.id, "booking_id": after.booking_id}
     else:
         event_id, sequence = after.event_id, after.seq
         data = {"payment_id": after.id, "booking_id": after.booking_id}
@@ -134,6 +138,8 @@ def change(
 def _kind(obj: Tracked) -> str:
     if isinstance(obj, Event):
         return "event"
+    if isinstance(obj, Ticket):
+        return "ticket"
     return "booking" if isinstance(obj, Booking) else "payment"
 
 

@@ -133,6 +133,20 @@ OPERATIONS: list[Operation] = [
         errors=(400, 503),
     ),
     Operation(
+        "GET",
+        "/v1/bookings/{booking_id}/tickets",
+        "A booking's tickets (its buyer or the event's admins): none until it is confirmed, revoked once refunded",
+        {200: s.TicketList},
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/v1/ticket-keys",
+        "The public keys that verify ticket codes offline (JWKS, Ed25519)",
+        {200: s.TicketKeysOut},
+        auth="none",
+    ),
+    Operation(
         "POST",
         "/v1/bookings/{booking_id}/cancel",
         "Cancel an unpaid booking (its buyer)",

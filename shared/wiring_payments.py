@@ -77,6 +77,7 @@ class PaymentServices:
             self.ledger,
             lambda: self.root.gateway,
             self.root.new_uow,
+            self.root.ticket_issuer,
             released=self.root.sold_slots_released,
         )
 
@@ -92,6 +93,7 @@ class PaymentServices:
             self.root.slot_picker,
             self.ledger,
             self.refunding,
+            self.root.ticket_issuer,
             self.root.new_uow,
         )
 

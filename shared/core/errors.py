@@ -126,3 +126,22 @@ class Unavailable(AppError):
     def __init__(self, detail: str | None = None, retry_after: int = 2) -> None:
         super().__init__(detail)
         self.headers["Retry-After"] = str(retry_after)
+
+
+class InvalidTicket(AppError):
+    code, status, title = "invalid_ticket", 422, "The ticket code does not verify"
+
+
+class WrongEvent(AppError):
+    code, status, title = "wrong_event", 409, "The ticket is for another event"
+
+
+class AlreadyCheckedIn(AppError):
+    code, status, title = "already_checked_in", 409, "The ticket was checked in before"
+
+    def __init__(self, checked_in_at: str, ticket_id: str) -> None:
+        super().__init__(f"checked in at {checked_in_at}", checked_in_at=checked_in_at, ticket_id=ticket_id)
+
+
+class TicketRevoked(AppError):
+    code, status, title = "ticket_revoked", 409, "The ticket was revoked (refunded or cancelled)"

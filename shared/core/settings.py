@@ -9,10 +9,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.core.faults import Plan
+from shared.core.ticket_codes import TicketCodes
 
 Profile = Literal["local", "test", "staging", "prod"]
 AuthProvider = Literal["firebase", "oidc", "local"]
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     # See shared/core/faults.py for what is injected where.
     fault_plan: str | None = None
 
+    # Ticket codes: "kid:seed[,kid:seed...]" (shared/core/ticket_codes.py); the first signs.
+    # From Secret Manager outside local and test; a local stack generates one (dev/stack.py).
+    ticket_signing_keys: SecretStr | None = None
+
     # HTTP.
     cors_allowed_origins: str = ""
     max_body_bytes: int = 64 * 1024
@@ -128,6 +133,8 @@ class Settings(BaseSettings):
         }
         if self.fault_plan:
             Plan.parse(self.fault_plan)
+        if self.ticket_signing_keys:
+            TicketCodes.from_setting(self.ticket_signing_keys.get_secret_value())
         used = [name for name, value in local_only.items() if value]
         if used and not self.is_local:
             raise ValueError(f"{', '.join(used)} set in profile '{self.profile}': local and test only")
@@ -141,6 +148,7 @@ class Settings(BaseSettings):
                 for name, value in {
                     "STRIPE_SECRET_KEY": self.stripe_secret_key,
                     "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
+                    "TICKET_SIGNING_KEYS": self.ticket_signing_keys,
                 }.items()
                 if not value
             ]

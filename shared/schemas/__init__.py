@@ -15,6 +15,7 @@ from shared.schemas.common import (
 )
 from shared.schemas.events import EventFields, EventIn, EventOut, EventPatch, EventSearch
 from shared.schemas.payments import PaymentIn, PaymentOut
+from shared.schemas.tickets import TicketKeyOut, TicketKeysOut, TicketList, TicketOut
 from shared.schemas.users import CompanyIn, CompanyOut, UserIn, UserOut, UserPatch
 
 __all__ = [
@@ -40,6 +41,10 @@ __all__ = [
     "PaymentOut",
     "Problem",
     "Strict",
+    "TicketKeyOut",
+    "TicketKeysOut",
+    "TicketList",
+    "TicketOut",
     "UserIn",
     "UserOut",
     "UserPatch",

@@ -190,6 +190,7 @@ CASES = [
     # Public: no token needed, and none looked at (the webhook is authenticated by Stripe's signature).
     Case("GET", "/healthz", public("200")),
     Case("GET", "/v1/openapi.json", public("200")),
+    Case("GET", "/v1/ticket-keys", public("200")),
     Case("POST", "/v1/webhooks/stripe", public("400 invalid_webhook"), body=dict),
     # Public, but a token that is sent must be good.
     Case("GET", "/v1/events", Access("200", UNAUTHENTICATED, "200", "200", "200", "200", "200")),
@@ -239,6 +240,12 @@ CASES = [
         "GET", "/v1/bookings/{booking_id}", owner_or_company_admin("200"), params={"booking_id": "confirmed_booking_id"}
     ),
     Case("GET", "/v1/payments/{payment_id}", owner_or_company_admin("200")),
+    Case(
+        "GET",
+        "/v1/bookings/{booking_id}/tickets",
+        owner_or_company_admin("200"),
+        params={"booking_id": "confirmed_booking_id"},
+    ),
     # The buyer who owns it only.
     Case(
         "POST",

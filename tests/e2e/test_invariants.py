@@ -377,3 +377,31 @@ def test_a_confirmation_not_sent_exactly_once_is_reported(
     found = checked(event["id"], mail_dir=folder)
     assert rules(found) == {"email"}, listed(found)
     assert [v.subject for v in found] == [f"booking/{booking['id']}"]
+
+
+@pytest.mark.parametrize("corruption", ["ticket missing", "ticket revoked", "refund kept a ticket", "checked in twice"])
+def test_tickets_that_do_not_match_their_booking_are_reported(
+    api: Api, admin: Person, checked: Checker, firestore_client: Any, corruption: str
+) -> None:
+    event = new_event(api, admin)
+    booking, _payment = confirmed(api, api.register_buyer(), event)
+    clean(checked, event["id"])
+    tickets = firestore_client.collection("tickets")
+    first = tickets.document(f"{booking['id']}-1")
+
+    if corruption == "ticket missing":
+        first.delete()
+    elif corruption == "ticket revoked":
+        first.update({"status": "revoked"})
+    elif corruption == "refund kept a ticket":
+        firestore_client.collection("bookings").document(booking["id"]).update({"status": "refunded"})
+    else:
+        first.update({"status": "checked_in", "checked_in_at": datetime.now(UTC)})
+        for _ in range(2):
+            firestore_client.collection("domain_events").add(
+                {"event_id": event["id"], "action": "ticket.checked_in", "object_id": first.id}
+            )
+
+    found = [v for v in checked(event["id"]) if v.rule == "tickets"]
+    assert found, f"{corruption} was not reported"
+    assert {v.rule for v in found} == {"tickets"}, listed(found)

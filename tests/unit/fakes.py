@@ -22,6 +22,7 @@ import pytest
 
 from shared.core.auth import Identity
 from shared.core.errors import Unauthenticated
+from shared.core.ticket_codes import TicketCodes, new_key_setting
 from shared.dal.records import (
     SOLD_UNTIL,
     BuyerHolds,
@@ -36,7 +37,7 @@ from shared.dal.records import (
     UsernameTaken,
 )
 from shared.domain_events import DomainEvent
-from shared.models import Booking, Company, Event, Payment, User
+from shared.models import Booking, Company, Event, Payment, Ticket, User
 from shared.payments.gateway import (
     BadSignature,
     Declined,
@@ -57,6 +58,7 @@ from shared.services.payments.ports import PaymentRules
 from shared.services.payments.reconciling import Reconciling
 from shared.services.payments.refunding import Refunding
 from shared.services.slots import SlotPicker
+from shared.services.tickets.issuing import TicketIssuer
 
 DELETE = object()  # an update's value that removes the field (Firestore's DELETE_FIELD)
 T = TypeVar("T")
@@ -416,6 +418,27 @@ class FakePaymentStore(_Collection):
         return [p for p in self.all() if p.status in statuses and p.updated_at <= updated_before][:limit]
 
 
+class FakeTicketStore(_Collection):
+    collection = "tickets"
+
+    def get(self, ticket_id: str) -> tuple[Ticket, Revision] | None:
+        found = self.store.get(self.path(ticket_id))
+        return (_from_doc(Ticket, found[0]), found[1]) if found else None
+
+    def all(self) -> list[Ticket]:
+        return [_from_doc(Ticket, d) for _, d, _ in self.store.children(self.collection)]
+
+    def of_booking(self, booking_id: str, quantity: int) -> list[tuple[Ticket, Revision]]:
+        found = (self.get(Ticket.id_of(booking_id, n)) for n in range(1, quantity + 1))
+        return [pair for pair in found if pair is not None]
+
+    def stage_issue(self, uow: UnitOfWork, ticket: Ticket) -> None:
+        uow.create(self.path(ticket.id), _to_doc(ticket))
+
+    def stage_update(self, uow: UnitOfWork, ticket: Ticket, since: Revision) -> None:
+        uow.update(self.path(ticket.id), _to_doc(ticket), since=since)
+
+
 class FakeIdempotencyStore(_Collection):
     collection = "idempotency"
 
@@ -769,6 +792,9 @@ class Wired:
         self.payments = FakePaymentStore(self.store)
         self.inventory = FakeInventory(self.store)
         self.keys = FakeIdempotencyStore(self.store)
+        self.tickets = FakeTicketStore(self.store)
+        self.codes = TicketCodes.from_setting(new_key_setting("unit"))
+        issuer = TicketIssuer(self.tickets, self.codes)
         self.gateway = FakeGateway()
         self.expiry = FakeExpiryScheduler()
         new_uow, gateway = self.store.new_uow, lambda: self.gateway
@@ -785,10 +811,10 @@ class Wired:
         self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
         self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)
         self.refunding = Refunding(
-            self.payments, self.bookings, self.inventory, ledger, gateway, new_uow, released=picker.released
+            self.payments, self.bookings, self.inventory, ledger, gateway, new_uow, issuer, released=picker.released
         )
         self.finalising = Finalising(
-            self.payments, self.bookings, self.events, self.inventory, picker, ledger, self.refunding, new_uow
+            self.payments, self.bookings, self.events, self.inventory, picker, ledger, self.refunding, issuer, new_uow
         )
         self.reconciling = Reconciling(self.payments, self.bookings, ledger, self.finalising, gateway, ledger.rules)
 

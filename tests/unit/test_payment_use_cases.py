@@ -433,6 +433,36 @@ def test_finalising_confirms_the_booking_once_and_sells_its_tickets(app: Wired, 
     assert (app.store.events, app.store.published) == before
 
 
+def test_a_confirmation_issues_quantity_signed_tickets_in_its_commit(app: Wired, booking: Booking) -> None:
+    payment, _ = pay(app, booking)
+    app.finalising.finalize(payment.id)
+    app.finalising.finalize(payment.id)  # a redelivery issues nothing more
+
+    tickets = sorted(app.tickets.all(), key=lambda t: t.number)
+    assert [(t.id, t.number, t.status) for t in tickets] == [
+        (f"{booking.id}-1", 1, "valid"),
+        (f"{booking.id}-2", 2, "valid"),
+    ]
+    for ticket in tickets:
+        claims = app.codes.verify(ticket.code)
+        assert (claims.ticket_id, claims.event_id, claims.number) == (ticket.id, "ev-1", ticket.number)
+    confirm_commit = [e.action for e in app.store.events[-4:]]  # the last commit (the redelivery made none)
+    assert confirm_commit == ["booking.confirmed", "ticket.issued", "ticket.issued", "payment.booked"]
+
+
+def test_a_late_payment_that_confirms_issues_tickets_and_one_refunded_issues_none(clock: Clock) -> None:
+    app = wired(clock, capacity=4)
+    late = hold(app, quantity=2)
+    payment = paid_late_via_3ds(app, clock, late, lambda: None)
+    assert app.finalising.finalize(payment.id) == "confirmed late"
+    assert len(app.tickets.of_booking(late.id, 2)) == 2
+
+    gone = hold(app, quantity=2)
+    refunded = paid_late_via_3ds(app, clock, gone, lambda: hold(app, Principal("buyer-3", "user", None), 2))
+    assert app.finalising.finalize(refunded.id) == "refunded"
+    assert app.tickets.of_booking(gone.id, 2) == []
+
+
 def test_two_finalisers_at_once_confirm_the_booking_once(app: Wired, booking: Booking) -> None:
     payment, _ = pay(app, booking)
     answers: list[str] = []
@@ -444,6 +474,7 @@ def test_two_finalisers_at_once_confirm_the_booking_once(app: Wired, booking: Bo
     assert app.store.actions(booking.id).count("booking.confirmed") == 1
     assert app.store.topics().count(BOOKING_CONFIRMED) == 1
     assert [c.state for c in app.claims_of(booking)] == ["sold", "sold"]
+    assert len(app.tickets.all()) == 2
 
 
 def test_a_confirmation_reaches_the_buyer_once(app: Wired, booking: Booking) -> None:
@@ -645,8 +676,10 @@ def test_the_organiser_refunds_a_confirmed_booking_once(
     assert app.claims_of(booking) == []
     assert app.inventory.taken("ev-1", clock.now()) == 0
     admin = Actor.user("admin-1")
-    tail = [(e.action, e.actor) for e in app.store.events[-3:]]
+    tail = [(e.action, e.actor) for e in app.store.events if not e.action.startswith("ticket.")][-3:]
     assert tail == [("payment.refund_started", admin), ("booking.refunded", admin), ("payment.refunded", admin)]
+    assert [t.status for t in app.tickets.all()] == ["revoked"] * booking.quantity, "its tickets go with it"
+    assert [e.action for e in app.store.events].count("ticket.revoked") == booking.quantity
     assert_increasing(sequences(app, booking.id))
     assert_increasing(sequences(app, payment.id))
 

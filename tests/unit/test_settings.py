@@ -12,6 +12,7 @@ PROD = {
     "GOOGLE_CLOUD_PROJECT": "tickets-prod",
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_abc",
+    "TICKET_SIGNING_KEYS": "k2026:" + "A" * 43,
 }
 LOCAL = {"PROFILE": "local", "GOOGLE_CLOUD_PROJECT": "demo-tickets"}
 LOCAL_ONLY = [
@@ -77,12 +78,21 @@ def test_local_profile_is_refused_for_a_real_project() -> None:
         load_settings({**LOCAL, "GOOGLE_CLOUD_PROJECT": "tickets-prod"})
 
 
-@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "TICKET_SIGNING_KEYS"])
 @pytest.mark.parametrize("profile", ["staging", "prod"])
-def test_production_without_stripe_secrets_is_refused(profile: str, missing: str) -> None:
+def test_production_without_its_secrets_is_refused(profile: str, missing: str) -> None:
     env = {k: v for k, v in PROD.items() if k != missing}
     with pytest.raises(ConfigurationError, match=missing):
         load_settings({**env, "PROFILE": profile})
+
+
+@pytest.mark.parametrize(
+    "keys", ["k1", "k1:short", "bad kid:" + "A" * 43, "k1:" + "A" * 43 + ",k1:" + "B" * 43, "k1:" + "!" * 43]
+)
+def test_malformed_ticket_signing_keys_stop_the_process_without_showing_them(keys: str) -> None:
+    with pytest.raises(ConfigurationError, match="TICKET_SIGNING_KEYS") as refused:
+        load_settings({**PROD, "TICKET_SIGNING_KEYS": keys})
+    assert keys.partition(":")[2][:10] not in str(refused.value) or not keys.partition(":")[2]
 
 
 def test_empty_stripe_secret_counts_as_missing() -> None:

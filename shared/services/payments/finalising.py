@@ -21,6 +21,7 @@ from shared.services.payments.ports import MAX_ATTEMPTS, BookingStore, EventRead
 from shared.services.payments.refunding import Refunding
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
+from shared.services.tickets.issuing import TicketIssuer
 
 FINALISER = Actor.system("finaliser")
 LATE = "paid after the hold ran out; tickets re-acquired"
@@ -37,6 +38,7 @@ class Finalising:
         picker: SlotPicker,
         ledger: PaymentLedger,
         refunding: Refunding,
+        issuer: TicketIssuer,
         new_uow: Callable[[], UnitOfWork],
     ) -> None:
         self.payments = payments
@@ -46,6 +48,7 @@ class Finalising:
         self.picker = picker
         self.ledger = ledger
         self.refunding = refunding
+        self.issuer = issuer
         self.new_uow = new_uow
 
     def finalize(self, payment_id: str) -> str:
@@ -102,6 +105,7 @@ class Finalising:
         for n, over in new_slots:
             self.inventory.stage_sold(uow, booking.event_id, n, booking.id, over)
         uow.record(change("confirmed", after, FINALISER, now, before=booking, topics=(BOOKING_CONFIRMED,)))
+        self.issuer.stage_issue(uow, after, FINALISER, now)  # its tickets, in the same commit
         # The payment is marked in the same commit, on the revision read above: a concurrent run that
         # decided to refund it as unbookable (it read the booking before this commit) fails, or this one.
         marked = payment.changed(now, booked=True)

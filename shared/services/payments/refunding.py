@@ -29,6 +29,7 @@ from shared.services.payments.ports import (
     PaymentStore,
 )
 from shared.services.retry import backoff
+from shared.services.tickets.issuing import TicketIssuer
 
 POLL_SECONDS = 0.1
 RefundStart = Literal["ask_provider", "refunded", "booked"]
@@ -43,6 +44,7 @@ class Refunding:
         ledger: PaymentLedger,
         gateway: Callable[[], PaymentGateway],
         new_uow: Callable[[], UnitOfWork],
+        issuer: TicketIssuer,
         released: Callable[[str, list[int]], None] = lambda event_id, slots: None,
     ) -> None:
         self.payments = payments
@@ -51,6 +53,7 @@ class Refunding:
         self.ledger = ledger
         self.gateway = gateway
         self.new_uow = new_uow
+        self.issuer = issuer
         self.released = released  # told which slots came free (this process's slot picker)
 
     def refund(self, principal: Principal, booking_id: str) -> Booking:
@@ -144,7 +147,8 @@ class Refunding:
             raise Unavailable("the payment provider is unavailable; retry") from None
 
     def _record_booking_refund(self, booking_id: str, actor: Actor) -> Booking:
-        """The booking and its payment are refunded and the tickets go back on sale, together."""
+        """The booking and its payment are refunded, its tickets revoked and its slots go back on
+        sale, together."""
         for attempt in range(MAX_ATTEMPTS):
             found = self.bookings.get(booking_id)
             if found is None:
@@ -164,6 +168,7 @@ class Refunding:
             for claim in claims:
                 self.inventory.stage_release(uow, booking.event_id, claim)
             uow.record(change("refunded", after, actor, now, before=booking))
+            self.issuer.stage_revoke(uow, booking, actor, now)
             if payment.status != "refunded":
                 paid_back = payment.moved_to("refunded", now)
                 self.payments.stage_update(uow, paid_back, since=payment_read_at)

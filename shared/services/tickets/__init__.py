@@ -1,0 +1,1 @@
+"""Tickets: issued with a confirmation, revoked with a refund, checked in once at the door."""
