@@ -35,7 +35,11 @@ ENVIRONMENTS = ("staging", "prod")
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
 TERRAFORM = shutil.which("terraform")
 
-SECRET_ENV = {"STRIPE_SECRET_KEY": "stripe-secret-key", "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret"}
+SECRET_ENV = {
+    "STRIPE_SECRET_KEY": "stripe-secret-key",
+    "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret",
+    "TICKET_SIGNING_KEYS": "ticket-signing-keys",
+}
 PLAIN_ENV = {
     "PROFILE",
     "GOOGLE_CLOUD_PROJECT",

@@ -39,6 +39,7 @@ locals {
   secret_env = {
     STRIPE_SECRET_KEY     = "stripe-secret-key"
     STRIPE_WEBHOOK_SECRET = "stripe-webhook-secret"
+    TICKET_SIGNING_KEYS   = "ticket-signing-keys"
   }
 
   labels = {

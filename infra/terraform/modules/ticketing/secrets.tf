@@ -1,6 +1,6 @@
-# The Stripe secrets exist here; their values are added out of band (docs/deployment.md), so they
-# never appear in Terraform configuration or state. Each function reads them as environment
-# variables (functions.tf) and may access these two secrets only (iam.tf).
+# The secrets (Stripe's two, the ticket-signing keys) exist here; their values are added out of band
+# (docs/deployment.md), so they never appear in Terraform configuration or state. Each function reads
+# them as environment variables (functions.tf) and may access these secrets only (iam.tf).
 
 resource "google_secret_manager_secret" "stripe" {
   for_each  = toset(values(local.secret_env))
