@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
+    from shared.services.tickets.checking_in import CheckingIn
+    from shared.services.tickets.gates import Gates
     from shared.services.tickets.issuing import TicketIssuer
     from shared.services.tickets.queries import TicketQueries
     from shared.services.users import UserService
@@ -105,6 +107,20 @@ class Container:
         from shared.services.tickets.queries import TicketQueries
 
         return TicketQueries(self.ticket_store, self.booking_queries)
+
+    @cached_property
+    def gates(self) -> Gates:
+        from shared.dal.checkin import DeviceDAL
+        from shared.services.tickets.gates import Gates
+
+        return Gates(DeviceDAL(self.firestore), self.event_cache, self.authenticator.principal, self.new_uow)
+
+    @cached_property
+    def checking_in(self) -> CheckingIn:
+        from shared.dal.checkin import ScanDAL
+        from shared.services.tickets.checking_in import CheckingIn
+
+        return CheckingIn(self.ticket_store, ScanDAL(self.firestore), self.ticket_codes, self.new_uow)
 
     @cached_property
     def ticket_issuer(self) -> TicketIssuer:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
-from shared.models import Booking, Event, Payment, Ticket, new_id
+from shared.models import Booking, CheckinDevice, Event, Payment, Ticket, new_id
 
 ActorType = Literal["user", "device", "system", "stripe"]
 PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser
@@ -35,6 +35,10 @@ class Actor:
     @classmethod
     def system(cls, job: str) -> Actor:
         return cls("system", job)
+
+    @classmethod
+    def device(cls, device_id: str) -> Actor:
+        return cls("device", device_id)
 
     @classmethod
     def provider(cls, event_id: str) -> Actor:
@@ -68,7 +72,7 @@ class DomainEvent:
         }
 
 
-Tracked = Event | Booking | Payment | Ticket
+Tracked = Event | Booking | Payment | Ticket | CheckinDevice
 _AUDITED = {
     "event": (
         "name",
@@ -90,6 +94,7 @@ _AUDITED = {
     "booking": ("status", "expires_at", "latest_payment_id", "paid_by"),
     "payment": ("status", "transaction_id", "failure_code", "attention", "booked"),
     "ticket": ("status", "checked_in_at", "checked_in_by", "revoked_at"),
+    "checkin_device": ("name", "revoked_at"),
 }
 
 
@@ -110,6 +115,8 @@ def change(
     elif isinstance(after, Ticket):
         event_id, sequence = after.event_id, after.seq
         data = {"ticket_id": after.id, "booking_id": after.booking_id}
+    elif isinstance(after, CheckinDevice):
+        event_id, sequence, data = after.event_id, after.seq, {"device_id": after.id}
     else:
         event_id, sequence = after.event_id, after.seq
         data = {"payment_id": after.id, "booking_id": after.booking_id}
@@ -140,6 +147,8 @@ def _kind(obj: Tracked) -> str:
         return "event"
     if isinstance(obj, Ticket):
         return "ticket"
+    if isinstance(obj, CheckinDevice):
+        return "checkin_device"
     return "booking" if isinstance(obj, Booking) else "payment"
 
 

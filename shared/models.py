@@ -191,6 +191,35 @@ class Ticket:
         return replace(self, **changes, updated_at=now, seq=self.seq + 1)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class CheckinDevice:
+    """A door scanner allowed to check tickets in at one event; its token is stored only hashed."""
+
+    id: str
+    event_id: str
+    company_id: str
+    name: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    seq: int = 1
+
+
+ScanResult = Literal["ok", "already_checked_in", "wrong_event", "ticket_revoked", "invalid_ticket"]
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """The first result of an offline scan, so that a scan sent again gets it again."""
+
+    event_id: str
+    scan_id: str
+    result: ScanResult
+    ticket_id: str | None
+    scanned_at: datetime
+    recorded_at: datetime
+
+
 PublicPaymentStatus = Literal[
     "requires_payment_method",
     "requires_confirmation",

@@ -27,6 +27,12 @@ class TicketDAL(Dal):
         snap = self.ref(ticket_id).get()
         return (_from_doc(snap.to_dict() or {}), revision(snap)) if snap.exists else None
 
+    def get_many(self, ticket_ids: list[str]) -> dict[str, tuple[Ticket, Revision]]:
+        if not ticket_ids:
+            return {}
+        snaps = self.client.get_all([self.ref(t) for t in ticket_ids])
+        return {s.id: (_from_doc(s.to_dict() or {}), revision(s)) for s in snaps if s.exists}
+
     def of_booking(self, booking_id: str, quantity: int) -> list[tuple[Ticket, Revision]]:
         """The booking's tickets that exist, by number (all or none: they are issued together)."""
         refs = [self.ref(Ticket.id_of(booking_id, n)) for n in range(1, quantity + 1)]

@@ -15,19 +15,43 @@ from shared.schemas.common import (
 )
 from shared.schemas.events import EventFields, EventIn, EventOut, EventPatch, EventSearch
 from shared.schemas.payments import PaymentIn, PaymentOut
-from shared.schemas.tickets import TicketKeyOut, TicketKeysOut, TicketList, TicketOut
+from shared.schemas.tickets import (
+    BatchIn,
+    BatchOut,
+    CheckinIn,
+    CheckinOut,
+    DeviceCreated,
+    DeviceIn,
+    DeviceList,
+    DeviceOut,
+    RevocationsOut,
+    ScanIn,
+    ScanResultOut,
+    TicketKeyOut,
+    TicketKeysOut,
+    TicketList,
+    TicketOut,
+)
 from shared.schemas.users import CompanyIn, CompanyOut, UserIn, UserOut, UserPatch
 
 __all__ = [
     "MAX_CAPACITY",
     "ActorOut",
     "AuditEntryOut",
+    "BatchIn",
+    "BatchOut",
     "BookingIn",
     "BookingOut",
+    "CheckinIn",
+    "CheckinOut",
     "CompanyIn",
     "CompanyOut",
     "DevTokenIn",
     "DevTokenOut",
+    "DeviceCreated",
+    "DeviceIn",
+    "DeviceList",
+    "DeviceOut",
     "EventFields",
     "EventIn",
     "EventOut",
@@ -40,6 +64,9 @@ __all__ = [
     "PaymentIn",
     "PaymentOut",
     "Problem",
+    "RevocationsOut",
+    "ScanIn",
+    "ScanResultOut",
     "Strict",
     "TicketKeyOut",
     "TicketKeysOut",

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
-from shared.models import Ticket
+from shared.models import CheckinDevice, ScanRecord, Ticket
+from shared.schemas.common import Name, Strict
+
+Code = Annotated[str, StringConstraints(max_length=1000)]  # longer than any code: refused as invalid_ticket
+ScanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MAX_BATCH = 500
 
 
 class TicketOut(BaseModel):
@@ -47,3 +52,73 @@ class TicketKeyOut(BaseModel):
 
 class TicketKeysOut(BaseModel):
     keys: list[TicketKeyOut]
+
+
+class CheckinIn(Strict):
+    code: Code
+
+
+class CheckinOut(BaseModel):
+    ticket: TicketOut
+    checked_in_at: dt.datetime
+
+
+class ScanIn(Strict):
+    scan_id: ScanId = Field(description="the scanner's own id of the scan: sent again, it gets its first result")
+    code: Code
+    scanned_at: AwareDatetime
+
+
+class BatchIn(Strict):
+    scans: Annotated[list[ScanIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+    @model_validator(mode="after")
+    def _distinct_scan_ids(self) -> BatchIn:
+        ids = [s.scan_id for s in self.scans]
+        if len(set(ids)) != len(ids):
+            raise ValueError("every scan_id of a batch is different")
+        return self
+
+
+class ScanResultOut(BaseModel):
+    scan_id: str
+    result: Literal["ok", "already_checked_in", "wrong_event", "ticket_revoked", "invalid_ticket"]
+    ticket_id: str | None
+
+    @classmethod
+    def of(cls, record: ScanRecord) -> ScanResultOut:
+        return cls(scan_id=record.scan_id, result=record.result, ticket_id=record.ticket_id)
+
+
+class BatchOut(BaseModel):
+    results: list[ScanResultOut]
+
+
+class RevocationsOut(BaseModel):
+    ticket_ids: list[str]
+
+
+class DeviceIn(Strict):
+    name: Name
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, device: CheckinDevice) -> DeviceOut:
+        return cls(id=device.id, name=device.name, created_at=device.created_at, revoked_at=device.revoked_at)
+
+
+class DeviceCreated(BaseModel):
+    id: str
+    name: str
+    token: str = Field(description="shown only here: the device sends it as `Authorization: Bearer <token>`")
+    created_at: dt.datetime
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]

@@ -164,12 +164,18 @@ class World:
     confirmed_booking_id: str  # on event_id, paid and confirmed (refunded by the refund route)
     payment_id: str  # the confirmed booking's payment
     cancellable_booking_id: str  # on another event, pending_payment (cancelled by the cancel route)
+    device_id: str  # a check-in device of event_id (revoked by the revoke route)
     other_buyer: str
     rival: str
 
 
 # Path parameter -> World attribute, unless a Case says otherwise.
-DEFAULT_PARAMS = {"company_id": "company_id", "event_id": "event_id", "payment_id": "payment_id"}
+DEFAULT_PARAMS = {
+    "company_id": "company_id",
+    "event_id": "event_id",
+    "payment_id": "payment_id",
+    "device_id": "device_id",
+}
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,20 @@ CASES = [
     Case("PATCH", "/v1/events/{event_id}", company_admin("200"), body=lambda: {"name": "Renamed"}, if_match=True),
     Case("GET", "/v1/events/{event_id}/audit", company_admin("200")),
     Case("GET", "/v1/events/{event_id}/bookings", company_admin("200")),
+    # The door: the event's company admins (and its check-in devices: tests/e2e/test_checkin.py).
+    Case("POST", "/v1/events/{event_id}/checkins", company_admin("422 invalid_ticket"), body=lambda: {"code": "x.y"}),
+    Case(
+        "POST",
+        "/v1/events/{event_id}/checkins/batch",
+        company_admin("200"),
+        body=lambda: {
+            "scans": [{"scan_id": secrets.token_hex(8), "code": "x.y", "scanned_at": "2026-01-01T10:00:00Z"}]
+        },
+    ),
+    Case("GET", "/v1/events/{event_id}/revocations", company_admin("200")),
+    Case("POST", "/v1/events/{event_id}/checkin-devices", company_admin("201"), body=lambda: {"name": "Gate 2"}),
+    Case("GET", "/v1/events/{event_id}/checkin-devices", company_admin("200")),
+    Case("DELETE", "/v1/events/{event_id}/checkin-devices/{device_id}", company_admin("204")),
     Case(
         "POST",
         "/v1/bookings/{booking_id}/refund",
@@ -296,6 +316,8 @@ def world(api: Api) -> World:
     cancellable = book(api, buyer, other_event["id"])
     other_buyer, _ = api.register_buyer()
     rival, _ = api.register_admin()
+    device = api.call("POST", f"/v1/events/{event['id']}/checkin-devices", admin, json={"name": "Gate 1"})
+    assert device.status_code == 201, device.text
     return World(
         admin=admin,
         company_id=admin_user["company_id"],
@@ -306,6 +328,7 @@ def world(api: Api) -> World:
         confirmed_booking_id=confirmed["id"],
         payment_id=payment["id"],
         cancellable_booking_id=cancellable["id"],
+        device_id=device.json()["id"],
         other_buyer=other_buyer,
         rival=rival,
     )
@@ -356,6 +379,9 @@ def assert_answer(response: requests.Response, expected: str) -> None:
         assert_problem(response, int(status), code)
         return
     assert response.status_code == int(status), response.text
+    if status == "204":
+        assert response.content == b"", response.content
+        return
     assert response.headers["Content-Type"].startswith("application/json"), response.headers
     response.json()
 
