@@ -9,6 +9,7 @@ from functions._common import start
 from shared.bootstrap import container
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.schemas import (
+    AttendeeOut,
     BatchIn,
     BatchOut,
     CheckinIn,
@@ -17,6 +18,8 @@ from shared.schemas import (
     DeviceIn,
     DeviceList,
     DeviceOut,
+    ListQuery,
+    Page,
     RevocationsOut,
     ScanResultOut,
     TicketOut,
@@ -77,6 +80,22 @@ def revoke_device(req: ApiRequest) -> ApiResponse:
     principal = c.authenticator.principal(req.header("Authorization"))
     c.gates.revoke_device(principal, req.params["event_id"], req.params["device_id"])
     return ApiResponse(204)
+
+
+@router.route("GET", "/v1/events/{event_id}/attendees")
+def attendees(req: ApiRequest) -> ApiResponse:
+    """JSON pages; with `Accept: text/csv`, the whole list as one CSV file."""
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    event_id = req.params["event_id"]
+    if "text/csv" in (req.header("Accept") or ""):
+        body = c.attendees.csv(principal, event_id)
+        disposition = f'attachment; filename="attendees-{event_id}.csv"'
+        return ApiResponse(200, body, {"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": disposition})
+    query = req.query(ListQuery)
+    found, token = c.attendees.page(principal, event_id, query.limit, query.page_token)
+    items = [AttendeeOut(**vars(a)) for a in found]
+    return json_response(200, Page[AttendeeOut](items=items, next_page_token=token))
 
 
 @functions_framework.http

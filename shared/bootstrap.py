@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
+    from shared.services.tickets.attendees import Attendees
     from shared.services.tickets.checking_in import CheckingIn
     from shared.services.tickets.gates import Gates
     from shared.services.tickets.issuing import TicketIssuer
@@ -114,6 +115,13 @@ class Container:
         from shared.services.tickets.gates import Gates
 
         return Gates(DeviceDAL(self.firestore), self.event_cache, self.authenticator.principal, self.new_uow)
+
+    @cached_property
+    def attendees(self) -> Attendees:
+        from shared.dal.users import UserDAL
+        from shared.services.tickets.attendees import Attendees
+
+        return Attendees(self.ticket_store, UserDAL(self.firestore), self.gates)
 
     @cached_property
     def checking_in(self) -> CheckingIn:

@@ -171,6 +171,14 @@ OPERATIONS: list[Operation] = [
         errors=(404,),
     ),
     Operation(
+        "GET",
+        "/v1/events/{event_id}/attendees",
+        "The event's attendees (admin): JSON pages, or with `Accept: text/csv` the whole list as CSV",
+        {200: s.Page[s.AttendeeOut]},
+        query=s.ListQuery,
+        errors=(404,),
+    ),
+    Operation(
         "POST",
         "/v1/events/{event_id}/checkin-devices",
         "Add a check-in device (admin); its token is shown only here",

@@ -223,6 +223,8 @@ def render(response: ApiResponse, request: flask.Request) -> flask.Response:
     headers = dict(response.headers)
     if response.body is None:
         result = flask.Response(status=response.status, headers=headers)
+    elif isinstance(response.body, bytes | str):  # CSV, images: sent as they are, with their own type
+        result = flask.Response(response.body, status=response.status, headers=headers)
     else:
         payload = json.dumps(response.body, separators=(",", ":"), default=str)
         headers.setdefault("Content-Type", "application/json")
@@ -245,7 +247,7 @@ def _apply_cors(result: flask.Response, request: flask.Request) -> None:
         return
     result.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
     if request.method == "OPTIONS":
-        result.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, OPTIONS"
+        result.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
         result.headers["Access-Control-Allow-Headers"] = ALLOWED_REQUEST_HEADERS
         result.headers["Access-Control-Max-Age"] = "600"
 

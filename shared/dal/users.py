@@ -30,6 +30,12 @@ class UserDAL(Dal):
         snap = self.ref(user_id).get()
         return _user(snap.to_dict() or {}) if snap.exists else None
 
+    def get_many(self, user_ids: list[str]) -> dict[str, User]:
+        if not user_ids:
+            return {}
+        snaps = self.client.get_all([self.ref(u) for u in user_ids])
+        return {s.id: _user(s.to_dict() or {}) for s in snaps if s.exists}
+
     def access_for(self, identity_key: str) -> tuple[str, str, str | None] | None:
         """(user id, role, company id) of an identity: one read, as every authenticated request
         needs it. Role and company never change after registration, so the identity holds them."""

@@ -16,6 +16,7 @@ from shared.schemas.common import (
 from shared.schemas.events import EventFields, EventIn, EventOut, EventPatch, EventSearch
 from shared.schemas.payments import PaymentIn, PaymentOut
 from shared.schemas.tickets import (
+    AttendeeOut,
     BatchIn,
     BatchOut,
     CheckinIn,
@@ -37,6 +38,7 @@ from shared.schemas.users import CompanyIn, CompanyOut, UserIn, UserOut, UserPat
 __all__ = [
     "MAX_CAPACITY",
     "ActorOut",
+    "AttendeeOut",
     "AuditEntryOut",
     "BatchIn",
     "BatchOut",

@@ -122,3 +122,13 @@ class DeviceCreated(BaseModel):
 
 class DeviceList(BaseModel):
     items: list[DeviceOut]
+
+
+class AttendeeOut(BaseModel):
+    ticket_id: str
+    booking_id: str
+    number: int
+    name: str
+    email: str
+    status: Literal["valid", "checked_in", "revoked"]
+    checked_in_at: dt.datetime | None

@@ -42,3 +42,23 @@ def decode_token(token: str, query_fingerprint: str) -> tuple[datetime, str]:
             [{"field": "page_token", "message": "not a token of this query"}],
         ) from None
     return moment, doc_id
+
+
+def encode_after(doc_id: str, query_fingerprint: str) -> str:
+    """A cursor that is a document id only (lists in id order)."""
+    payload = {"id": doc_id, "f": query_fingerprint}
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def decode_after(token: str, query_fingerprint: str) -> str:
+    try:
+        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        doc_id = payload["id"]
+        if payload["f"] != query_fingerprint or not isinstance(doc_id, str) or not _DOC_ID.match(doc_id):
+            raise ValueError
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+        raise ValidationFailed(
+            "page_token is not valid for this query",
+            [{"field": "page_token", "message": "not a token of this query"}],
+        ) from None
+    return doc_id

@@ -246,6 +246,7 @@ CASES = [
         },
     ),
     Case("GET", "/v1/events/{event_id}/revocations", company_admin("200")),
+    Case("GET", "/v1/events/{event_id}/attendees", company_admin("200")),
     Case("POST", "/v1/events/{event_id}/checkin-devices", company_admin("201"), body=lambda: {"name": "Gate 2"}),
     Case("GET", "/v1/events/{event_id}/checkin-devices", company_admin("200")),
     Case("DELETE", "/v1/events/{event_id}/checkin-devices/{device_id}", company_admin("204")),
