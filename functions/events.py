@@ -7,7 +7,7 @@ import functions_framework
 from functions._common import start
 from shared.bootstrap import container
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
-from shared.schemas import EventIn, EventPatch, EventSearch, ListQuery
+from shared.schemas import EventIn, EventPatch, EventSearch, EventStatsOut, ListQuery
 from shared.services.events import EventView
 
 start()
@@ -46,6 +46,13 @@ def update(req: ApiRequest) -> ApiResponse:
     patch = req.json_body(EventPatch)
     view = c.events.update(principal, req.params["event_id"], patch, req.header("If-Match"))
     return _event(200, view)
+
+
+@router.route("GET", "/v1/events/{event_id}/stats")
+def stats(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return json_response(200, EventStatsOut.model_validate(c.event_stats.of(principal, req.params["event_id"])))
 
 
 @router.route("GET", "/v1/events/{event_id}/audit")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
+    from shared.services.stats import EventStats
     from shared.services.tickets.attendees import Attendees
     from shared.services.tickets.checking_in import CheckingIn
     from shared.services.tickets.gates import Gates
@@ -115,6 +116,13 @@ class Container:
         from shared.services.tickets.gates import Gates
 
         return Gates(DeviceDAL(self.firestore), self.event_cache, self.authenticator.principal, self.new_uow)
+
+    @cached_property
+    def event_stats(self) -> EventStats:
+        from shared.dal.stats import StatsDAL
+        from shared.services.stats import EventStats
+
+        return EventStats(StatsDAL(self.firestore), self.event_store)
 
     @cached_property
     def attendees(self) -> Attendees:

@@ -50,6 +50,13 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/v1/events/{event_id}", "An event", {200: s.EventOut}, auth="optional", errors=(404,)),
     Operation(
         "GET",
+        "/v1/events/{event_id}/stats",
+        "An event's figures, exact at the read (admin of its company): one snapshot of index counts",
+        {200: s.EventStatsOut},
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
         "/v1/events/{event_id}/audit",
         "An event's audit log, newest first (admin of its company)",
         {200: s.Page[s.AuditEntryOut]},

@@ -13,7 +13,7 @@ from shared.schemas.common import (
     Problem,
     Strict,
 )
-from shared.schemas.events import EventFields, EventIn, EventOut, EventPatch, EventSearch
+from shared.schemas.events import BookingCounts, EventFields, EventIn, EventOut, EventPatch, EventSearch, EventStatsOut
 from shared.schemas.payments import PaymentIn, PaymentOut
 from shared.schemas.tickets import (
     AttendeeOut,
@@ -42,6 +42,7 @@ __all__ = [
     "AuditEntryOut",
     "BatchIn",
     "BatchOut",
+    "BookingCounts",
     "BookingIn",
     "BookingOut",
     "CheckinIn",
@@ -59,6 +60,7 @@ __all__ = [
     "EventOut",
     "EventPatch",
     "EventSearch",
+    "EventStatsOut",
     "Health",
     "ListQuery",
     "ObjectRef",

@@ -163,3 +163,23 @@ class EventSearch(Strict):
         if self.q is not None and not any(ch.isalnum() for ch in self.q):
             raise ValueError("q needs at least one letter or digit")
         return self
+
+
+class BookingCounts(BaseModel):
+    pending_payment: int
+    confirmed: int
+    expired: int
+    cancelled: int
+    refunded: int
+
+
+class EventStatsOut(BaseModel):
+    capacity: int
+    sold: int = Field(description="tickets of confirmed bookings")
+    held: int = Field(description="tickets of pending bookings whose hold has not run out")
+    available: int
+    checked_in: int
+    bookings: BookingCounts
+    revenue: int = Field(description="succeeded payments minus refunds, in minor units")
+    refunded: int = Field(description="refunded payments, in minor units")
+    currency: str

@@ -234,6 +234,7 @@ CASES = [
     Case("GET", "/v1/companies/{company_id}", company_admin("200")),
     Case("PATCH", "/v1/events/{event_id}", company_admin("200"), body=lambda: {"name": "Renamed"}, if_match=True),
     Case("GET", "/v1/events/{event_id}/audit", company_admin("200")),
+    Case("GET", "/v1/events/{event_id}/stats", company_admin("200")),
     Case("GET", "/v1/events/{event_id}/bookings", company_admin("200")),
     # The door: the event's company admins (and its check-in devices: tests/e2e/test_checkin.py).
     Case("POST", "/v1/events/{event_id}/checkins", company_admin("422 invalid_ticket"), body=lambda: {"code": "x.y"}),
