@@ -35,8 +35,20 @@ EVERYONE = (ANONYMOUS, *SIGNED_IN)
 
 # Collections no client may read, signed in or not. domain_events is the audit stream (read through
 # the API by the owning company's admins only), webhook_events the payment provider's events taken
-# in, idempotency the Idempotency-Key records (collection names as in shared/dal).
-PRIVATE = ("companies", "payments", "identities", "usernames", "idempotency", "domain_events", "webhook_events")
+# in, idempotency the Idempotency-Key records; tickets (their codes are admissions), check-in devices
+# and scans are read through the API only (collection names as in shared/dal).
+PRIVATE = (
+    "companies",
+    "payments",
+    "identities",
+    "usernames",
+    "idempotency",
+    "domain_events",
+    "webhook_events",
+    "tickets",
+    "checkin_devices",
+    "checkin_scans",
+)
 
 
 def b64url(data: dict[str, Any]) -> str:

@@ -271,6 +271,7 @@ NEEDED_INDEXES = {("events", (("status", A), *extra, ("starts_at", A))) for extr
     ("bookings", (("event_id", A), ("booking_time", D))),
     ("bookings", (("user_id", A), ("booking_time", D))),
     ("bookings", (("status", A), ("expires_at", A))),
+    ("bookings", (("event_id", A), ("status", A), ("expires_at", A))),  # live holds in the event's statistics
     ("payments", (("status", A), ("updated_at", A))),
     ("domain_events", (("event_id", A), ("at", D))),
 }
