@@ -77,6 +77,26 @@ def tickets(req: ApiRequest) -> ApiResponse:
     return json_response(200, TicketList(items=[TicketOut.of(t) for t in found]))
 
 
+@router.route("GET", "/v1/tickets/{ticket_id}/qr.svg")
+def ticket_svg(req: ApiRequest) -> ApiResponse:
+    return _qr(req, "svg")
+
+
+@router.route("GET", "/v1/tickets/{ticket_id}/qr.png")
+def ticket_png(req: ApiRequest) -> ApiResponse:
+    return _qr(req, "png")
+
+
+def _qr(req: ApiRequest, kind: str) -> ApiResponse:
+    from shared.services.tickets import qr
+
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    ticket = c.ticket_queries.get(principal, req.params["ticket_id"])
+    image, media = (qr.svg(ticket.code), "image/svg+xml") if kind == "svg" else (qr.png(ticket.code), "image/png")
+    return ApiResponse(200, image, {"Content-Type": media, "Cache-Control": "private, max-age=300"})
+
+
 @router.route("POST", "/v1/bookings/{booking_id}/cancel")
 def cancel(req: ApiRequest) -> ApiResponse:
     c = container()

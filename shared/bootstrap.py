@@ -294,7 +294,12 @@ class Container:
         s = self.settings
         sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
         return ConfirmationNotifier(
-            self.booking_store, UserDAL(self.firestore), self.event_store, NotificationDAL(self.firestore), sender
+            self.booking_store,
+            UserDAL(self.firestore),
+            self.event_store,
+            self.ticket_store,
+            NotificationDAL(self.firestore),
+            sender,
         )
 
 

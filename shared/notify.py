@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
+Attachment = tuple[str, str, bytes]  # (file name, media type "image/png", content)
+
 
 class EmailSender(Protocol):
-    def send(self, to: str, subject: str, body: str) -> None: ...
+    def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None: ...
 
 
 class SmtpSender:
@@ -24,10 +27,13 @@ class SmtpSender:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls = username, password, starttls
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
         msg.set_content(body)
+        for filename, media, content in attachments:
+            maintype, _, subtype = media.partition("/")
+            msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
         with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
             if self.starttls:
                 smtp.starttls()

@@ -34,6 +34,7 @@ class Operation:
     headers: tuple[str, ...] = ()
     errors: tuple[int, ...] = field(default=())
     body_required: bool = True
+    media: tuple[str, ...] = ("application/json",)  # what a success answers in (CSV, images)
 
 
 OPERATIONS: list[Operation] = [
@@ -148,6 +149,22 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "GET",
+        "/v1/tickets/{ticket_id}/qr.svg",
+        "A ticket's code as a QR image, SVG (its buyer or the event's admins)",
+        {200: None},
+        errors=(404,),
+        media=("image/svg+xml",),
+    ),
+    Operation(
+        "GET",
+        "/v1/tickets/{ticket_id}/qr.png",
+        "A ticket's code as a QR image, PNG (its buyer or the event's admins)",
+        {200: None},
+        errors=(404,),
+        media=("image/png",),
+    ),
+    Operation(
+        "GET",
         "/v1/ticket-keys",
         "The public keys that verify ticket codes offline (JWKS, Ed25519)",
         {200: s.TicketKeysOut},
@@ -184,6 +201,7 @@ OPERATIONS: list[Operation] = [
         {200: s.Page[s.AttendeeOut]},
         query=s.ListQuery,
         errors=(404,),
+        media=("application/json", "text/csv"),
     ),
     Operation(
         "POST",
@@ -324,7 +342,15 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         result["security"] = [{}, {"bearer": []}]
     responses: dict[str, Any] = {}
     for status, model in op.responses.items():
-        content = {"application/json": {"schema": _ref(model, refs) if model else {"type": "object"}}}
+        if status == 204:
+            responses[str(status)] = {"description": "Done; no body"}
+            continue
+        content: dict[str, Any] = {}
+        for media in op.media:
+            if media == "application/json":
+                content[media] = {"schema": _ref(model, refs) if model else {"type": "object"}}
+            else:
+                content[media] = {"schema": {"type": "string", "format": "binary"}}
         responses[str(status)] = {"description": "OK", "content": content}
         if links := _links(op, status):
             responses[str(status)]["links"] = links

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from shared.models import Booking, Event, User
-from shared.notify import EmailSender
+from shared.dal.records import Revision
+from shared.models import Booking, Event, Ticket, User
+from shared.notify import Attachment, EmailSender
+from shared.services.tickets import qr
 
 log = logging.getLogger("notifications")
 
@@ -23,6 +25,10 @@ class Events(Protocol):
     def get(self, event_id: str) -> Event | None: ...
 
 
+class Tickets(Protocol):
+    def of_booking(self, booking_id: str, quantity: int) -> list[tuple[Ticket, Revision]]: ...
+
+
 class SentLog(Protocol):
     def claim(self, booking_id: str, kind: str) -> bool: ...
     def mark_sent(self, booking_id: str, kind: str) -> None: ...
@@ -30,8 +36,11 @@ class SentLog(Protocol):
 
 
 class ConfirmationNotifier:
-    def __init__(self, bookings: Bookings, users: Users, events: Events, sent: SentLog, sender: EmailSender) -> None:
+    def __init__(
+        self, bookings: Bookings, users: Users, events: Events, tickets: Tickets, sent: SentLog, sender: EmailSender
+    ) -> None:
         self.bookings = bookings
+        self.tickets = tickets
         self.users = users
         self.events = events
         self.sent = sent
@@ -49,7 +58,13 @@ class ConfirmationNotifier:
         if not self.sent.claim(booking.id, "confirmation"):
             return "already sent"
         try:
-            self.sender.send(user.email, f"Your tickets for {event.name}", _body(user, event, booking))
+            # One QR image per ticket: the tickets were issued in the commit that confirmed it.
+            attachments: list[Attachment] = [
+                (f"ticket-{t.number}-of-{booking.quantity}.png", "image/png", qr.png(t.code))
+                for t, _ in self.tickets.of_booking(booking.id, booking.quantity)
+            ]
+            subject = f"Your tickets for {event.name}"
+            self.sender.send(user.email, subject, _body(user, event, booking), attachments)
         except Exception:
             self.sent.release(booking.id, "confirmation")  # let the redelivery try again
             raise
@@ -66,6 +81,8 @@ def _body(user: User, event: Event, booking: Booking) -> str:
         "",
         f"your booking {booking.id} is confirmed: {booking.quantity} ticket(s) for {event.name},",
         f"{event.venue}, {local}. Paid: {amount}.",
+        "",
+        "Your tickets are attached, one QR code each: show them at the door.",
         "",
         "See you there!",
     ]

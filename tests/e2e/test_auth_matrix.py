@@ -165,6 +165,7 @@ class World:
     payment_id: str  # the confirmed booking's payment
     cancellable_booking_id: str  # on another event, pending_payment (cancelled by the cancel route)
     device_id: str  # a check-in device of event_id (revoked by the revoke route)
+    ticket_id: str  # the first ticket of the confirmed booking
     other_buyer: str
     rival: str
 
@@ -175,6 +176,7 @@ DEFAULT_PARAMS = {
     "event_id": "event_id",
     "payment_id": "payment_id",
     "device_id": "device_id",
+    "ticket_id": "ticket_id",
 }
 
 
@@ -262,6 +264,8 @@ CASES = [
         "GET", "/v1/bookings/{booking_id}", owner_or_company_admin("200"), params={"booking_id": "confirmed_booking_id"}
     ),
     Case("GET", "/v1/payments/{payment_id}", owner_or_company_admin("200")),
+    Case("GET", "/v1/tickets/{ticket_id}/qr.svg", owner_or_company_admin("200 image/svg+xml")),
+    Case("GET", "/v1/tickets/{ticket_id}/qr.png", owner_or_company_admin("200 image/png")),
     Case(
         "GET",
         "/v1/bookings/{booking_id}/tickets",
@@ -331,6 +335,7 @@ def world(api: Api) -> World:
         payment_id=payment["id"],
         cancellable_booking_id=cancellable["id"],
         device_id=device.json()["id"],
+        ticket_id=f"{confirmed['id']}-1",
         other_buyer=other_buyer,
         rival=rival,
     )
@@ -377,6 +382,11 @@ def assert_problem(response: requests.Response, status: int, code: str) -> None:
 
 def assert_answer(response: requests.Response, expected: str) -> None:
     status, _, code = expected.partition(" ")
+    if code.startswith("image/"):  # a success that is not JSON: its media type
+        assert response.status_code == int(status), response.text
+        assert response.headers["Content-Type"] == code, response.headers
+        assert response.content
+        return
     if code:
         assert_problem(response, int(status), code)
         return

@@ -11,13 +11,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from dev.stack import Stack
+from shared.services.tickets import qr
 from tests.conftest import Api
 from tests.e2e.payments_helpers import (
     assert_problem,
     book,
     doc,
+    emails_about,
     firestore_for,
     paid,
+    poll,
     wait_for_status,
     where,
 )
@@ -121,3 +124,30 @@ def test_the_keys_are_public_and_cacheable(api: Api) -> None:
     (key,) = response.json()["keys"]
     assert len(unb64(key["x"])) == 32
     assert set(key) == {"kty", "crv", "kid", "x", "use", "alg"}, "a public key only"
+
+
+def test_qr_images_carry_the_code_and_the_email_carries_one_per_ticket(
+    api: Api, stack: Stack, sale: dict[str, Any]
+) -> None:
+    booking = sale["booking"]
+    paid(api, sale["buyer"], booking["id"], "pm_card_visa")
+    wait_for_status(api, sale["buyer"], booking["id"], "confirmed")
+    ticket = tickets_of(api, sale["buyer"], booking["id"])[0]
+
+    svg = api.call("GET", f"/v1/tickets/{ticket['id']}/qr.svg", sale["buyer"])
+    png = api.call("GET", f"/v1/tickets/{ticket['id']}/qr.png", sale["admin"])
+    assert (svg.status_code, svg.headers["Content-Type"]) == (200, "image/svg+xml"), svg.text
+    assert (png.status_code, png.headers["Content-Type"]) == (200, "image/png"), png.text
+    assert svg.content.startswith(b"<?xml")
+    assert b"<svg" in svg.content
+    assert png.content == qr.png(ticket["code"]), "the QR code of the ticket's code, nothing else"
+    stranger, _ = api.register_buyer()
+    assert_problem(api.call("GET", f"/v1/tickets/{ticket['id']}/qr.png", stranger), 404, "not_found")
+    assert_problem(api.call("GET", f"/v1/tickets/{booking['id']}-9/qr.png", sale["buyer"]), 404, "not_found")
+
+    messages = poll(lambda: emails_about(stack.mail_dir, booking["id"]) or None)
+    assert messages is not None, "no confirmation email"
+    (message,) = messages
+    images = [part for part in message.iter_attachments() if part.get_content_type() == "image/png"]
+    assert len(images) == booking["quantity"]
+    assert sorted(str(part.get_filename()) for part in images) == [f"ticket-{n}-of-3.png" for n in (1, 2, 3)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -38,6 +38,7 @@ from shared.dal.records import (
 )
 from shared.domain_events import DomainEvent
 from shared.models import Booking, Company, Event, Payment, Ticket, User
+from shared.notify import Attachment
 from shared.payments.gateway import (
     BadSignature,
     Declined,
@@ -556,10 +557,12 @@ class FakeMailer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, str]] = []  # (to, subject, body)
+        self.attachments: list[list[Attachment]] = []  # per message: (file name, media type, content)
         self.claimed: set[tuple[str, str]] = set()
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
         self.sent.append((to, subject, body))
+        self.attachments.append(list(attachments))
 
     def claim(self, booking_id: str, kind: str) -> bool:
         if (booking_id, kind) in self.claimed:

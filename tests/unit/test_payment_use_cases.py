@@ -484,7 +484,7 @@ def test_a_confirmation_reaches_the_buyer_once(app: Wired, booking: Booking) -> 
         User("buyer-1", "idk", "sub", "Ada", "ada@example.com", "ada", "GB", "+447700900123", "user", None, now, now),
         None,
     )
-    notifier = ConfirmationNotifier(app.bookings, users, app.events, mailer, mailer)
+    notifier = ConfirmationNotifier(app.bookings, users, app.events, app.tickets, mailer, mailer)
     payment, _ = pay(app, booking)
     app.finalising.finalize(payment.id)
     [(_, message)] = [m for m in app.store.published if m[0] == BOOKING_CONFIRMED]
@@ -495,6 +495,12 @@ def test_a_confirmation_reaches_the_buyer_once(app: Wired, booking: Booking) -> 
     [(to, subject, body)] = mailer.sent
     assert (to, subject) == ("ada@example.com", "Your tickets for Spring Concert")
     assert booking.id in body
+    [attached] = mailer.attachments
+    assert [(name, media) for name, media, _ in attached] == [
+        ("ticket-1-of-2.png", "image/png"),
+        ("ticket-2-of-2.png", "image/png"),
+    ]
+    assert all(content.startswith(b"\x89PNG") for _, _, content in attached)
 
 
 def test_a_late_payment_re_acquires_free_tickets(app: Wired, booking: Booking, clock: Clock) -> None:
