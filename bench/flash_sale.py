@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.door_rush import PER_BOOKING, door_rush
 from dev import invariants
 from dev.gateway import load_routes
 from dev.stack import ROOT, Stack, free_port, http_ok
@@ -42,6 +43,9 @@ TARGETS = {
     "payment_to_confirmed_p95_ms": 2000,
     "import_ms": 300,
     "first_200_s": 1.0,
+    "scans_per_second": 150,
+    "scan_p99_ms": 300,
+    "batch_of_500_s": 2.0,
 }
 QUIET_S = 30.0  # seconds the invariant checker waits for the stack to come to rest after a repetition
 
@@ -493,6 +497,22 @@ def table(report: dict[str, Any]) -> str:
             f"{m['pay_p50_ms']:.0f} / {m['pay_p95_ms']:.0f} ms",
             f"p95 <= {TARGETS['payment_to_confirmed_p95_ms']} ms",
         ),
+        (
+            f"door: scans/s ({report['door_rush']['gates']} gates)",
+            f"{m['scans_per_second']:.0f}",
+            f">= {TARGETS['scans_per_second']}",
+        ),
+        (
+            "door: scan latency p50 / p99",
+            f"{report['door_rush']['latency_ms']['p50']:.0f} / {m['scan_p99_ms']:.0f} ms",
+            f"p99 <= {TARGETS['scan_p99_ms']} ms",
+        ),
+        (
+            "door: double admissions / forged admitted",
+            f"{report['door_rush']['double_admissions']} / {report['door_rush']['forged_admitted']}",
+            "0 / 0",
+        ),
+        ("door: offline batch of 500 answered in", f"{m['batch_of_500_s']:.2f} s", f"<= {TARGETS['batch_of_500_s']} s"),
         ("slowest module import", f"{m['max_import_ms']:.0f} ms", f"<= {TARGETS['import_ms']} ms"),
         ("slowest first 200 after start", f"{m['max_first_200_s']:.2f} s", f"<= {TARGETS['first_200_s']} s"),
     ]
@@ -510,6 +530,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds a rush may last at most")
+    parser.add_argument("--door-tickets", type=int, default=2000, help="tickets of the door rush (and 500 more)")
+    parser.add_argument("--gates", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -528,6 +550,10 @@ def main() -> int:
             runs.append(run_once(stack, admin, tokens, args, rep))
         pay_tokens = asyncio.run(register_many(stack.url, "payer", args.payments, 20))
         funnel = asyncio.run(payment_funnel(stack.url, admin, pay_tokens, 10))
+        door_buyers = (args.door_tickets + 500) // PER_BOOKING
+        door_tokens = asyncio.run(register_many(stack.url, "door", door_buyers, 20))
+        door = asyncio.run(door_rush(stack.url, admin, door_tokens, create_event, progress, gates=args.gates))
+        door["invariants"] = invariants_check(stack, [door["event_id"]])
     cold = cold_starts(env)  # after the stack stopped: imports and start-up measured on a quiet machine
     medians = {
         "holds_per_second": median_of(runs, "full", "holds_per_second"),
@@ -543,6 +569,9 @@ def main() -> int:
         "errors": median_of(runs, "full", "errors"),
         "pay_p50_ms": funnel["payment_to_confirmed_ms"]["p50"],
         "pay_p95_ms": funnel["payment_to_confirmed_ms"]["p95"],
+        "scans_per_second": door["scans_per_second"],
+        "scan_p99_ms": door["latency_ms"]["p99"],
+        "batch_of_500_s": door["batch"]["seconds"],
         "max_import_ms": max(c["import_ms"] for c in cold.values()),
         "max_first_200_s": max(c["first_200_s"] for c in cold.values()),
     }
@@ -558,6 +587,7 @@ def main() -> int:
         "most_writes_to_one_document": max(r["stored"]["most_writes_to_one_document"] for r in runs),
         "repetitions": runs,
         "payment_funnel": funnel,
+        "door_rush": door,
         "cold_start": cold,
     }
     print(table(report))

@@ -24,6 +24,7 @@ from shared.schemas import (
     ScanResultOut,
     TicketOut,
 )
+from shared.schemas.tickets import MAX_BATCH_BYTES
 from shared.services.tickets.checking_in import Scan
 
 start()
@@ -44,7 +45,7 @@ def check_in(req: ApiRequest) -> ApiResponse:
 def check_in_batch(req: ApiRequest) -> ApiResponse:
     c = container()
     gate = c.gates.gate(req.header("Authorization"), req.params["event_id"])
-    body = req.json_body(BatchIn)
+    body = req.json_body(BatchIn, max_bytes=MAX_BATCH_BYTES)
     scans = [Scan(s.scan_id, s.code, s.scanned_at) for s in body.scans]
     records = c.checking_in.batch(gate, scans)
     return json_response(200, BatchOut(results=[ScanResultOut.of(r) for r in records]))

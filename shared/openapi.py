@@ -181,8 +181,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "POST",
         "/v1/events/{event_id}/checkins/batch",
-        "Offline scans uploaded later (at most 500): the earliest scan of a ticket wins it; a scan_id sent"
-        " again gets its first result",
+        "Offline scans uploaded later (at most 500, a body of up to 640 KiB): the earliest scan of a ticket"
+        " wins it; a scan_id sent again gets its first result",
         {200: s.BatchOut},
         body=s.BatchIn,
         errors=(404, 422, 503),

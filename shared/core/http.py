@@ -61,10 +61,11 @@ class ApiRequest:
     def header(self, name: str) -> str | None:
         return self.raw.headers.get(name)
 
-    def body(self) -> bytes:
-        """The raw body, refused with 413 beyond MAX_BODY_BYTES (never read past the limit)."""
+    def body(self, max_bytes: int | None = None) -> bytes:
+        """The raw body, refused with 413 beyond MAX_BODY_BYTES or a route's own `max_bytes` (never
+        read past the limit)."""
         if self._body is None:
-            limit = get_settings().max_body_bytes
+            limit = max_bytes or get_settings().max_body_bytes
             declared = self.raw.content_length
             if declared is not None and declared > limit:
                 raise errors.PayloadTooLarge(f"body over {limit} bytes")
@@ -74,9 +75,9 @@ class ApiRequest:
             self._body = data
         return self._body
 
-    def json_body(self, model: type[M], *, empty_ok: bool = False) -> M:
+    def json_body(self, model: type[M], *, empty_ok: bool = False, max_bytes: int | None = None) -> M:
         """Strict JSON validation: wrong types are refused, not coerced ("5" is not 5)."""
-        data = self.body()
+        data = self.body(max_bytes)
         if not data.strip():
             if empty_ok:
                 return model()

@@ -13,6 +13,8 @@ from shared.schemas.common import Name, Strict
 Code = Annotated[str, StringConstraints(max_length=1000)]  # longer than any code: refused as invalid_ticket
 ScanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 MAX_BATCH = 500
+# 500 scans of real codes (~150 characters) are ~115 KB: the batch route reads up to this much.
+MAX_BATCH_BYTES = 640 * 1024
 
 
 class TicketOut(BaseModel):

@@ -37,6 +37,7 @@ class Booking:
     expect: set[str] | None = None  # what the last step allows it to come to rest in (None: unchanged)
     open_payment: dict[str, Any] | None = None  # an attempt waiting for the buyer (client-side confirmation)
     payments: list[dict[str, Any]] = field(default_factory=list)  # every Payment the API returned
+    checked_in: set[int] = field(default_factory=set)  # numbers of its tickets admitted at the door
 
     def live(self, t0: datetime, t1: datetime) -> tuple[bool, bool]:
         """(surely, maybe) this booking keeps its tickets during [t0, t1]."""
@@ -140,6 +141,12 @@ class Model:
 
     def refund_answers(self, b: Booking) -> set[str]:
         return {"200"} if b.status in ("confirmed", "refunded") else {"409 invalid_state"}
+
+    def check_in_answers(self, b: Booking, number: int) -> set[str]:
+        """What the first of the gates scanning ticket `number` at once may answer."""
+        if b.status == "refunded":
+            return {"409 ticket_revoked"}
+        return {"409 already_checked_in"} if number in b.checked_in else {"200"}
 
     def capacity_answers(self, capacity: int, t0: datetime, t1: datetime) -> set[str]:
         low, high = self.taken(t0, t1)

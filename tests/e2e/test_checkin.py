@@ -4,6 +4,7 @@ offline; check-in devices scoped to one event and revocable; what the door refus
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -180,3 +181,18 @@ def test_a_bad_batch_is_refused_whole(api: Api, stack: Stack, door: dict[str, An
     response = upload(api, door["admin"], door["event"]["id"], scans)
     assert_problem(response, 422, "validation_error")
     assert where(firestore_for(stack), "checkin_scans", "event_id", door["event"]["id"]) == []
+
+
+def test_a_full_batch_of_real_sized_codes_is_read_and_a_bigger_body_is_refused(api: Api, door: dict[str, Any]) -> None:
+    event, code = door["event"], door["tickets"][0]["code"]
+    payload, signature = code.split(".")
+    at = datetime.now(UTC)
+    scans = [scan(code if i == 0 else f"{payload}.{signature[::-1]}", at, f"s{i}") for i in range(500)]
+
+    response = upload(api, door["admin"], event["id"], scans)
+    assert response.status_code == 200, response.text[:300]
+    results = Counter(r["result"] for r in response.json()["results"])
+    assert results == {"ok": 1, "invalid_ticket": 499}
+
+    huge = [scan("A" * 1000, at, f"h{i}") for i in range(500)] + [{"pad": "x" * 200_000}]
+    assert_problem(upload(api, door["admin"], event["id"], huge), 413, "payload_too_large")

@@ -9,6 +9,8 @@ ran out: a late payment); Stripe webhooks re-delivered, signed, built from the i
 stores it (as it is, twice with one event id, and a stale `payment_failed` after a success); the
 expiry task (early, on time, twice; "never" is letting the hold lapse with no task); the sweep; the
 reconciler; cancel; refund; capacity change; event update (current, stale and missing If-Match);
+check-in of a ticket at the door, by one gate or two at the same moment (admitted once, refused
+once admitted or once its booking is refunded; the checker's ticket rules hold after every step);
 and a crash at a step boundary: the next step that writes dies after its first or second commit
 (before the publish and the reply: 502), or its commit succeeds while it sees UNAVAILABLE, and the
 client retries it as it was sent (same Idempotency-Key, same If-Match), as a real client does.
@@ -40,6 +42,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -419,6 +422,39 @@ class TicketingMachine(RuleBasedStateMachine):
             self.model.capacity, self.model.version = capacity, int(event["version"])
         self.dirty = True
 
+    @rule(pick=st.integers(0, 30), number=st.integers(1, 3), gates=st.sampled_from([1, 2]))
+    def check_in(self, pick: int, number: int, gates: int) -> None:
+        """`gates` gates scan ticket `number` of a booking that has tickets, at the same moment:
+        one admission. (Bookings without tickets: the checker's ticket rules say they have none.)"""
+        self.note("check_in", locals())
+        with_tickets = [b for b in self.model.bookings.values() if b.status in ("confirmed", "refunded")]
+        if not with_tickets:
+            seen("check_in: no booking has tickets yet")
+            return
+        b = with_tickets[pick % len(with_tickets)]
+        number = min(number, b.quantity)
+        response = self.http.call("GET", f"/v1/bookings/{b.id}/tickets", self.owner(b))
+        assert response.status_code == 200, response.text
+        tickets = {t["number"]: t for t in response.json()["items"]}
+        expected = "revoked" if b.status == "refunded" else "checked_in" if number in b.checked_in else "valid"
+        assert tickets[number]["status"] == expected, (tickets[number], self.steps())
+        path, body = f"/v1/events/{self.event_id}/checkins", {"code": tickets[number]["code"]}
+        gates = 1 if self.http.armed else gates  # a crashing scan and its retry: one gate's story
+        with ThreadPoolExecutor(gates) as pool:
+            answers = list(pool.map(lambda _: self.http.call("POST", path, self.admin, json=body), range(gates)))
+        first = self.model.check_in_answers(b, number)
+        got = sorted(code_of(r) for r in answers)
+        if first == {"200"} and self.http.crashed:  # the crashed try may have admitted it: the retry says so
+            assert got in (["200"], ["409 already_checked_in"]), f"{got}" + self.steps()
+            b.checked_in.add(number)
+        elif first == {"200"}:
+            assert got == ["200"] + ["409 already_checked_in"] * (gates - 1), f"{got}" + self.steps()
+            b.checked_in.add(number)
+        else:
+            assert set(got) == first, f"{got}, the model allows {first}" + self.steps()
+        seen(f"check_in: {got}")
+        self.dirty = True
+
     @rule(boundary=st.sampled_from(BOUNDARIES))
     def crash_next_write(self, boundary: str) -> None:
         """The next step that writes dies at `boundary`; the client then retries it unchanged."""
@@ -603,6 +639,17 @@ REGRESSIONS: dict[str, list[Step]] = {
         ("pay", {"booking_id": "b0", "method": "pm_card_visa"}),
         ("crash_next_write", {"boundary": "crash_after_commit=1"}),
         ("refund", {"booking_id": "b0"}),
+    ],
+    # The door: two gates at once admit a ticket once; a refund revokes what was admitted and not.
+    "check-in, two gates, then a refund": [
+        ("hold", {"buyer": 0, "quantity": 2}),
+        ("pay", {"booking_id": "b0", "method": "pm_card_visa"}),
+        ("check_in", {"pick": 0, "number": 1, "gates": 2}),
+        ("crash_next_write", {"boundary": "crash_after_commit=1"}),
+        ("check_in", {"pick": 0, "number": 2, "gates": 2}),
+        ("check_in", {"pick": 0, "number": 2, "gates": 1}),
+        ("refund", {"booking_id": "b0"}),
+        ("check_in", {"pick": 0, "number": 1, "gates": 2}),
     ],
     "cancel with an open attempt, then the buyer confirms": [
         ("hold", {"buyer": 0, "quantity": 1}),
