@@ -158,3 +158,23 @@ def _pct(values: list[float], p: float) -> float:
     if not values:
         return 0.0
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main() -> int:
+    """`python -m bench.door_rush`: the door rush alone, on its own stack (what `make bench` runs last)."""
+    import json
+
+    from bench.flash_sale import _admin, create_event, progress, register_many
+    from dev.stack import Stack
+
+    with Stack.for_tests() as stack:
+        admin = asyncio.run(_admin(stack.url))
+        tokens = asyncio.run(register_many(stack.url, "door", 2500 // PER_BOOKING, 20))
+        result = asyncio.run(door_rush(stack.url, admin, tokens, create_event, progress))
+    print()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
