@@ -89,14 +89,16 @@ def attendees(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     event_id = req.params["event_id"]
-    if "text/csv" in (req.header("Accept") or ""):
+    wanted = req.raw.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
+    if wanted == "text/csv":
         body = c.attendees.csv(principal, event_id)
         disposition = f'attachment; filename="attendees-{event_id}.csv"'
-        return ApiResponse(200, body, {"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": disposition})
+        headers = {"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": disposition, "Vary": "Accept"}
+        return ApiResponse(200, body, headers)
     query = req.query(ListQuery)
     found, token = c.attendees.page(principal, event_id, query.limit, query.page_token)
     items = [AttendeeOut(**vars(a)) for a in found]
-    return json_response(200, Page[AttendeeOut](items=items, next_page_token=token))
+    return json_response(200, Page[AttendeeOut](items=items, next_page_token=token), Vary="Accept")
 
 
 @functions_framework.http

@@ -210,9 +210,10 @@ ScanResult = Literal["ok", "already_checked_in", "wrong_event", "ticket_revoked"
 
 @dataclass(frozen=True)
 class ScanRecord:
-    """The first result of an offline scan, so that a scan sent again gets it again."""
+    """The first result of an offline scan, so that a scan sent again (by the same gate) gets it again."""
 
     event_id: str
+    gate: str  # "<actor type>:<id>" of the scanner that sent it: scan ids are the scanner's own
     scan_id: str
     result: ScanResult
     ticket_id: str | None

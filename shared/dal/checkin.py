@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -34,18 +35,19 @@ class DeviceDAL(Dal):
 class ScanDAL(Dal):
     collection = "checkin_scans"
 
-    def doc_id(self, event_id: str, scan_id: str) -> str:
-        return f"{event_id}-{scan_id}"
+    def doc_id(self, event_id: str, gate: str, scan_id: str) -> str:
+        """One record per (event, scanner, scan id): two scanners may both number their scans 1, 2, ..."""
+        return hashlib.sha256(f"{event_id}\n{gate}\n{scan_id}".encode()).hexdigest()[:40]
 
-    def first_results(self, event_id: str, scan_ids: list[str]) -> dict[str, ScanRecord]:
+    def first_results(self, event_id: str, gate: str, scan_ids: list[str]) -> dict[str, ScanRecord]:
         if not scan_ids:
             return {}
-        refs = [self.ref(self.doc_id(event_id, s)) for s in scan_ids]
+        refs = [self.ref(self.doc_id(event_id, gate, s)) for s in scan_ids]
         found = (_scan(s.to_dict() or {}) for s in self.client.get_all(refs) if s.exists)
         return {r.scan_id: r for r in found}
 
     def stage_create(self, uow: UnitOfWork, record: ScanRecord) -> None:
-        uow.create(self.path(self.doc_id(record.event_id, record.scan_id)), asdict(record))
+        uow.create(self.path(self.doc_id(record.event_id, record.gate, record.scan_id)), asdict(record))
 
 
 def _device(doc: dict[str, Any]) -> CheckinDevice:

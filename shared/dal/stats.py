@@ -23,12 +23,14 @@ class StatsDAL(Dal):
     collection = "events"
 
     def figures(self, event_id: str, now: datetime) -> dict[str, Any]:
-        """Raw figures: sold and taken slots, bookings per stored status (and pending ones still
-        live), checked-in tickets, succeeded and refunded amounts."""
+        """Raw figures: the capacity, sold and taken slots, bookings per stored status (and pending
+        ones still live), checked-in tickets, succeeded and refunded amounts of booked payments."""
         slots = self.client.collection("events").document(event_id).collection("slots")
         bookings = self.client.collection("bookings").where(filter=FieldFilter("event_id", "==", event_id))
         payments = self.client.collection("payments").where(filter=FieldFilter("event_id", "==", event_id))
         tickets = self.client.collection("tickets").where(filter=FieldFilter("event_id", "==", event_id))
+
+        booked = FieldFilter("booked", "==", True)
 
         def status(query: Any, value: str) -> Any:
             return query.where(filter=FieldFilter("status", "==", value))
@@ -40,14 +42,20 @@ class StatsDAL(Dal):
             .where(filter=FieldFilter("expires_at", ">", now))
             .count(alias="v"),
             "checked_in": status(tickets, "checked_in").count(alias="v"),
-            "revenue": status(payments, "succeeded").sum("amount", alias="v"),
-            "refunded": status(payments, "refunded").sum("amount", alias="v"),
+            # Money that bought a booking (`booked`): not the duplicates and late payments that were,
+            # or are being, refunded automatically.
+            "revenue": status(payments, "succeeded").where(filter=booked).sum("amount", alias="v"),
+            "refunded": status(payments, "refunded").where(filter=booked).sum("amount", alias="v"),
             **{f"bookings_{s}": status(bookings, s).count(alias="v") for s in STATUSES},
         }
 
+        event_ref = self.client.collection("events").document(event_id)
+
         @firestore.transactional
         def read(transaction: firestore.Transaction) -> dict[str, Any]:
-            return {name: _value(query.get(transaction=transaction)) for name, query in queries.items()}
+            figures = {name: _value(query.get(transaction=transaction)) for name, query in queries.items()}
+            event = event_ref.get(transaction=transaction).to_dict() or {}
+            return {**figures, "capacity": int(event.get("capacity", 0))}
 
         figures: dict[str, Any] = read(self.client.transaction(read_only=True))
         return figures

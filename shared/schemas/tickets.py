@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from shared.models import CheckinDevice, ScanRecord, Ticket
 from shared.schemas.common import Name, Strict
@@ -68,7 +68,14 @@ class CheckinOut(BaseModel):
 class ScanIn(Strict):
     scan_id: ScanId = Field(description="the scanner's own id of the scan: sent again, it gets its first result")
     code: Code
-    scanned_at: AwareDatetime
+    scanned_at: AwareDatetime = Field(description="when it was scanned: since 2000, and not later than a day ahead")
+
+    @field_validator("scanned_at")
+    @classmethod
+    def _plausible(cls, value: dt.datetime) -> dt.datetime:
+        if not dt.datetime(2000, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+            raise ValueError("scanned_at is after 2000 and at most a day ahead of the server's clock")
+        return value.astimezone(dt.UTC)
 
 
 class BatchIn(Strict):

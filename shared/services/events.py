@@ -143,6 +143,11 @@ class EventService:
             # Give back only what the winner's capacity does not retire itself.
             self.capacity.undo(event_id, [n for n in retired if latest is None or n < latest.capacity])
             raise VersionConflict(f"current version is {latest.version if latest else expected + 1}") from None
+        if revised.capacity > current.capacity:
+            # Once more, now that the raise is committed: a stale lowering (of an older version) may
+            # have retired a slot of [old, new) after the first pass; its own undo read the
+            # capacity before this commit, so it left it (docs/inventory.md, "Changing capacity").
+            self.capacity.raise_to(event_id, current.capacity, revised.capacity)
         self.changed(event_id)
         return EventView(revised, self.inventory.taken(event_id, now))
 

@@ -33,10 +33,10 @@ class EventStats:
         sold, held = f["sold"], max(f["taken"] - f["sold"], 0)
         lapsed = max(f["bookings_pending_payment"] - f["pending_live"], 0)
         return {
-            "capacity": event.capacity,
+            "capacity": f["capacity"],  # from the same snapshot as every other figure
             "sold": sold,
             "held": held,
-            "available": max(event.capacity - sold - held, 0),
+            "available": max(f["capacity"] - sold - held, 0),
             "checked_in": f["checked_in"],
             "bookings": {
                 "pending_payment": f["pending_live"],

@@ -68,3 +68,14 @@ def test_only_the_events_admins_see_attendees(api: Api) -> None:
         assert_problem(api.call("GET", f"/v1/events/{event['id']}/attendees", token), 403, "forbidden")
     bad = api.call("GET", f"/v1/events/{event['id']}/attendees", admin, params={"page_token": "nope"})
     assert_problem(bad, 422, "validation_error")
+
+
+def test_csv_is_what_the_client_accepts_most(api: Api) -> None:
+    admin, _ = api.register_admin()
+    event = api.create_event(admin, capacity=3)
+    path = f"/v1/events/{event['id']}/attendees"
+    refused_csv = api.call("GET", path, admin, headers={"Accept": "text/csv;q=0, application/json"})
+    assert refused_csv.headers["Content-Type"].startswith("application/json"), refused_csv.headers
+    assert refused_csv.headers.get("Vary") == "Accept"
+    csv_first = api.call("GET", path, admin, headers={"Accept": "text/csv, application/json;q=0.5"})
+    assert csv_first.headers["Content-Type"].startswith("text/csv")

@@ -134,7 +134,7 @@ def test_an_offline_batch_earliest_scan_wins_and_a_resend_gets_its_first_results
 ) -> None:
     event, other, (a, b, c) = door["event"], door["other"], door["tickets"]
     foreign = sold_tickets(api, door["admin"], other, 1)[0]
-    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    t0 = datetime.now(UTC)  # after the tickets were issued (an earlier scan counts from their issue)
     scans = [
         scan(a["code"], t0 + timedelta(seconds=30), "late-a"),
         scan(a["code"], t0, "early-a"),
@@ -196,3 +196,39 @@ def test_a_full_batch_of_real_sized_codes_is_read_and_a_bigger_body_is_refused(a
 
     huge = [scan("A" * 1000, at, f"h{i}") for i in range(500)] + [{"pad": "x" * 200_000}]
     assert_problem(upload(api, door["admin"], event["id"], huge), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "chk_",
+        "chk_short",
+        "chk_aaaaaaaaa/bbbbbbbbbbX" + "s" * 40,
+        "chk___aaaaaaaaaaaaaaaa__" + "s" * 40,
+        "chk_" + "é" * 30,
+    ],
+    ids=["empty", "short", "slash", "reserved id", "not ascii"],
+)
+def test_a_made_up_device_token_is_unauthenticated(api: Api, door: dict[str, Any], token: str) -> None:
+    response = check_in(api, token, door["event"]["id"], door["tickets"][0]["code"])
+    assert_problem(response, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59Z"])
+def test_an_implausible_scan_time_is_refused(api: Api, door: dict[str, Any], at: str) -> None:
+    scans = [{"scan_id": "s1", "code": door["tickets"][0]["code"], "scanned_at": at}]
+    assert_problem(upload(api, door["admin"], door["event"]["id"], scans), 422, "validation_error")
+
+
+def test_two_scanners_numbering_their_scans_alike_each_get_their_own_results(api: Api, door: dict[str, Any]) -> None:
+    event, (a, b, _c) = door["event"], door["tickets"]
+    tokens = []
+    for name in ("East", "West"):
+        created = api.call("POST", f"/v1/events/{event['id']}/checkin-devices", door["admin"], json={"name": name})
+        assert created.status_code == 201, created.text
+        tokens.append(created.json()["token"])
+    at = datetime.now(UTC)
+    east = upload(api, tokens[0], event["id"], [scan(a["code"], at, "1")])
+    west = upload(api, tokens[1], event["id"], [scan(b["code"], at, "1")])
+    assert [(r["result"], r["ticket_id"]) for r in east.json()["results"]] == [("ok", a["id"])]
+    assert [(r["result"], r["ticket_id"]) for r in west.json()["results"]] == [("ok", b["id"])]

@@ -15,6 +15,7 @@ from shared.services.paging import decode_after, encode_after, fingerprint
 from shared.services.tickets.gates import Gates
 
 FIELDS = ("ticket_id", "booking_id", "number", "name", "email", "status", "checked_in_at")
+FREE_TEXT = {"name", "email"}  # what a person typed; ids are ours and stay exactly as the API shows them
 CSV_PAGE = 500
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
 
@@ -55,16 +56,15 @@ class Attendees:
 
     def csv(self, principal: Principal, event_id: str) -> str:
         """Every attendee as CSV: a header row, CRLF rows, fields quoted where needed (the `excel`
-        dialect, which LibreOffice reads too), a BOM so spreadsheets read UTF-8, and text that a
-        spreadsheet would take for a formula prefixed with an apostrophe."""
+        dialect, which LibreOffice reads too), a BOM so spreadsheets read UTF-8, and a name or
+        e-mail that a spreadsheet would take for a formula prefixed with an apostrophe."""
         self.gates.managed_event(principal, event_id)
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.writer(out, dialect="excel")
         writer.writerow(FIELDS)
         for attendee in self._all(event_id):
-            row = [getattr(attendee, name) for name in FIELDS]
-            writer.writerow([_cell(value) for value in row])
+            writer.writerow([_cell(getattr(attendee, name), free_text=name in FREE_TEXT) for name in FIELDS])
         return out.getvalue()
 
     def _all(self, event_id: str) -> Iterator[Attendee]:
@@ -93,10 +93,10 @@ def _attendee(ticket: Ticket, user: User | None) -> Attendee:
     )
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, free_text: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     text = str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
+    return "'" + text if free_text and text.startswith(_FORMULA) else text

@@ -47,7 +47,7 @@ class TicketStore(Protocol):
 
 
 class ScanStore(Protocol):
-    def first_results(self, event_id: str, scan_ids: list[str]) -> dict[str, ScanRecord]: ...
+    def first_results(self, event_id: str, gate: str, scan_ids: list[str]) -> dict[str, ScanRecord]: ...
     def stage_create(self, uow: UnitOfWork, record: ScanRecord) -> None: ...
 
 
@@ -86,16 +86,24 @@ class CheckingIn:
         raise Unavailable("the ticket is changing; retry", retry_after=1)
 
     def batch(self, gate: Gate, scans: list[Scan]) -> list[ScanRecord]:
-        """Each scan's result, in the order sent (a scan sent before gets its first result)."""
-        for _ in range(MAX_ATTEMPTS):
+        """Each scan's result, in the order sent (a scan sent before gets its first result).
+
+        A chunk that met a resend of the same batch (its records exist) is progress, not
+        contention: only lost races with other gates count against the attempts."""
+        lost = 0
+        for _ in range(MAX_ATTEMPTS + len(scans) // CHUNK + 1):
             try:
                 return self._batch_once(gate, scans)
-            except (ConcurrentUpdate, DocumentExists):
-                continue  # a chunk met another gate or a resend: what was decided is read again
+            except DocumentExists:
+                continue  # the same scans sent again are being recorded: read what they decided
+            except ConcurrentUpdate:
+                lost += 1  # another gate changed a ticket of this chunk: decide it again
+                if lost >= MAX_ATTEMPTS:
+                    break
         raise Unavailable("the tickets are changing; retry the batch", retry_after=1)
 
     def _batch_once(self, gate: Gate, scans: list[Scan]) -> list[ScanRecord]:
-        known = self.scans.first_results(gate.event_id, [s.scan_id for s in scans])
+        known = self.scans.first_results(gate.event_id, _by(gate), [s.scan_id for s in scans])
         fresh = sorted((s for s in scans if s.scan_id not in known), key=lambda s: (s.scanned_at, s.scan_id))
         claimed: dict[str, str | None] = {}  # scan id -> ticket id its code names (None: no valid code)
         for scan in fresh:
@@ -112,7 +120,7 @@ class CheckingIn:
             if after is not None:
                 current[after.id] = after
             read_at = tickets[ticket_id][1] if after is not None and ticket_id else None
-            record = ScanRecord(gate.event_id, scan.scan_id, result, ticket_id, scan.scanned_at, now)
+            record = ScanRecord(gate.event_id, _by(gate), scan.scan_id, result, ticket_id, scan.scanned_at, now)
             decided.append((record, before, read_at, after))
         for start in range(0, len(decided), CHUNK):
             uow = self.new_uow()
@@ -144,7 +152,7 @@ class CheckingIn:
             return "ticket_revoked", ticket_id, None, None
         if ticket.status == "checked_in":
             return "already_checked_in", ticket_id, None, None
-        at = min(scan.scanned_at, now)
+        at = max(min(scan.scanned_at, now), ticket.issued_at)  # never in the future, nor before it existed
         admitted = ticket.changed(now, status="checked_in", checked_in_at=at, checked_in_by=_by(gate))
         return "ok", ticket_id, ticket, admitted
 
@@ -158,8 +166,8 @@ class CheckingIn:
 def _refuse(ticket: Ticket) -> None:
     if ticket.status == "revoked":
         raise TicketRevoked("the ticket's booking was refunded or its event cancelled")
-    if ticket.status == "checked_in" and ticket.checked_in_at is not None:
-        raise AlreadyCheckedIn(_iso(ticket.checked_in_at), ticket.id)
+    if ticket.status == "checked_in":
+        raise AlreadyCheckedIn(_iso(ticket.checked_in_at or ticket.updated_at), ticket.id)
 
 
 def _by(gate: Gate) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from shared.services.identity import Principal
 
 DEVICE_TOKEN_PREFIX = "chk_"  # noqa: S105 (a prefix, not a secret)
 _ID_LENGTH = len(new_id())
+_DEVICE_ID = re.compile(rf"^(?!__)[A-Za-z0-9_-]{{{_ID_LENGTH}}}$")
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class Gates:
     def _device_of(self, token: str) -> CheckinDevice:
         body = token[len(DEVICE_TOKEN_PREFIX) :]
         device_id, secret = body[:_ID_LENGTH], body[_ID_LENGTH:]
-        found = self.devices.get(device_id) if len(device_id) == _ID_LENGTH and secret else None
+        found = self.devices.get(device_id) if _DEVICE_ID.match(device_id) and secret else None
         if found is None or not hmac.compare_digest(found[0].token_hash, _hash(secret)):
             raise Unauthenticated("unknown check-in device token")
         if found[0].revoked_at is not None:
