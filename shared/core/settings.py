@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.core.faults import Plan
-from shared.core.ticket_codes import TicketCodes
+from shared.core.ticket_codes import parse_setting
 
 Profile = Literal["local", "test", "staging", "prod"]
 AuthProvider = Literal["firebase", "oidc", "local"]
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         if self.fault_plan:
             Plan.parse(self.fault_plan)
         if self.ticket_signing_keys:
-            TicketCodes.from_setting(self.ticket_signing_keys.get_secret_value())
+            parse_setting(self.ticket_signing_keys.get_secret_value())
         used = [name for name, value in local_only.items() if value]
         if used and not self.is_local:
             raise ValueError(f"{', '.join(used)} set in profile '{self.profile}': local and test only")

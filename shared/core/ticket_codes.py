@@ -19,12 +19,12 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from shared.core.errors import InvalidTicket
+
+if TYPE_CHECKING:  # cryptography is imported when a key is first used: the settings check stays light
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 MAX_CODE_LENGTH = 400  # a payload of four short fields and a 64-byte signature fit in ~230
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -52,6 +52,24 @@ class CodeClaims:
     number: int
 
 
+def parse_setting(text: str) -> list[tuple[str, bytes]]:
+    """`kid:seed[,kid:seed...]` as (kid, 32-byte seed) pairs; ValueError (naming no secret) on
+    anything else. Pure Python: the settings check it at start-up without loading cryptography."""
+    keys: list[tuple[str, bytes]] = []
+    for part in text.split(","):
+        kid, _, seed = part.strip().partition(":")
+        try:
+            raw = unb64(seed)
+        except (ValueError, binascii.Error):
+            raw = b""
+        if not _KID.match(kid) or len(raw) != 32:
+            raise ValueError("TICKET_SIGNING_KEYS is 'kid:seed[,kid:seed...]', seeds base64url of 32 bytes")
+        if kid in dict(keys):
+            raise ValueError(f"TICKET_SIGNING_KEYS names key {kid!r} twice")
+        keys.append((kid, raw))
+    return keys
+
+
 class TicketCodes:
     def __init__(self, keys: list[tuple[str, Ed25519PrivateKey]]) -> None:
         if not keys:
@@ -61,20 +79,10 @@ class TicketCodes:
 
     @classmethod
     def from_setting(cls, text: str) -> TicketCodes:
-        """`kid:seed[,kid:seed...]`; ValueError (naming no secret) on anything else."""
-        keys: list[tuple[str, Ed25519PrivateKey]] = []
-        for part in text.split(","):
-            kid, _, seed = part.strip().partition(":")
-            try:
-                raw = unb64(seed)
-            except (ValueError, binascii.Error):
-                raw = b""
-            if not _KID.match(kid) or len(raw) != 32:
-                raise ValueError("TICKET_SIGNING_KEYS is 'kid:seed[,kid:seed...]', seeds base64url of 32 bytes")
-            if kid in dict(keys):
-                raise ValueError(f"TICKET_SIGNING_KEYS names key {kid!r} twice")
-            keys.append((kid, Ed25519PrivateKey.from_private_bytes(raw)))
-        return cls(keys)
+        """Keys from `TICKET_SIGNING_KEYS` (see parse_setting)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return cls([(kid, Ed25519PrivateKey.from_private_bytes(raw)) for kid, raw in parse_setting(text)])
 
     def sign(self, ticket_id: str, event_id: str, number: int) -> str:
         claims = {"kid": self.signing_kid, "tid": ticket_id, "eid": event_id, "n": number}
@@ -83,6 +91,8 @@ class TicketCodes:
 
     def verify(self, code: str) -> CodeClaims:
         """The claims of a code this service signed; InvalidTicket for anything else."""
+        from cryptography.exceptions import InvalidSignature
+
         try:
             if len(code) > MAX_CODE_LENGTH:
                 raise ValueError("too long")
@@ -104,6 +114,8 @@ class TicketCodes:
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """Every public key, as a JWKS (RFC 8037 OKP keys)."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         return {
             "keys": [
                 {
