@@ -16,6 +16,7 @@ _NEXT_FOR_BOOKING: dict[str, tuple[str, str, dict[str, str]]] = {
 _NEXT_FOR_PAYMENT: dict[str, tuple[str, str, dict[str, str]]] = {
     "GetPayment": ("GET", "/v1/payments/{payment_id}", {"path.payment_id": "$response.body#/id"}),
     "GetBooking": ("GET", "/v1/bookings/{booking_id}", BOOKING_OF_PAYMENT),
+    "GetTickets": ("GET", "/v1/bookings/{booking_id}/tickets", BOOKING_OF_PAYMENT),
     "RefundBooking": ("POST", "/v1/bookings/{booking_id}/refund", BOOKING_OF_PAYMENT),
 }
 LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = {
@@ -25,6 +26,11 @@ LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = 
         "HoldBooking": ("POST", "/v1/events/{event_id}/bookings", EVENT_ID),
         "ListEventBookings": ("GET", "/v1/events/{event_id}/bookings", EVENT_ID),
         "GetEventAudit": ("GET", "/v1/events/{event_id}/audit", EVENT_ID),
+        "GetEventStats": ("GET", "/v1/events/{event_id}/stats", EVENT_ID),
+        "ListAttendees": ("GET", "/v1/events/{event_id}/attendees", EVENT_ID),
+        "AddCheckinDevice": ("POST", "/v1/events/{event_id}/checkin-devices", EVENT_ID),
+        "ListCheckinDevices": ("GET", "/v1/events/{event_id}/checkin-devices", EVENT_ID),
+        "GetRevocations": ("GET", "/v1/events/{event_id}/revocations", EVENT_ID),
     },
     ("GET", "/v1/events", 200): {  # a buyer's way in: an event someone else created
         "GetEvent": ("GET", "/v1/events/{event_id}", FIRST_EVENT),
@@ -39,6 +45,7 @@ LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = 
     },
     ("POST", "/v1/events/{event_id}/bookings", 201): _NEXT_FOR_BOOKING,
     ("GET", "/v1/bookings/{booking_id}", 200): {
+        "GetTickets": ("GET", "/v1/bookings/{booking_id}/tickets", BOOKING_ID),
         "PayBooking": _NEXT_FOR_BOOKING["PayBooking"],
         "CancelBooking": _NEXT_FOR_BOOKING["CancelBooking"],
     },

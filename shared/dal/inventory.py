@@ -111,6 +111,21 @@ class InventoryDAL:
             batch.update(self.ref(event_id, n), doc, **_unchanged_since(self.client, over))
         commit(batch)
 
+    def retire_all(self, event_id: str, numbers: list[int]) -> None:
+        """Retire slots that hold no claim, all in one commit; DocumentExists if any does (the
+        caller then retires them one by one)."""
+        batch = self.client.batch()
+        for n in numbers:
+            batch.create(self.ref(event_id, n), {"n": n, "state": "retired", "booking_id": None, "held_until": None})
+        commit(batch)
+
+    def remove_all(self, event_id: str, claims: list[Claim]) -> None:
+        """Delete claims if every one is still as read, in one commit; ConcurrentUpdate if not."""
+        batch = self.client.batch()
+        for claim in claims:
+            batch.delete(self.ref(event_id, claim.n), **_unchanged_since(self.client, claim))
+        commit(batch)
+
     def remove(self, event_id: str, claim: Claim) -> None:
         """Delete a claim if it is still as read."""
         batch = self.client.batch()
