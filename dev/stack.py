@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import secrets
@@ -76,7 +77,7 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
             return 200 <= response.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not listening yet, or not speaking HTTP/1.1 to us
         return False
 
 
@@ -155,6 +156,18 @@ class Stack:
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Stack:
+        """Start every child. A test stack whose free ports another process took between their choice
+        and their use (parallel test runs on one machine) starts again on fresh ports."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except StackError:
+                if self.profile != "test" or attempt == 2:
+                    raise
+                self.ports = {name: free_port() for name in self.ports}
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Stack:
         _stop_cleanly_on_sigterm()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         taken = [f"{name} port {port}" for name, port in self.ports.items() if port_in_use(port)]
