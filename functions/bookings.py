@@ -73,7 +73,7 @@ def get(req: ApiRequest) -> ApiResponse:
 def tickets(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    found = c.ticket_queries.of_booking(principal, req.params["booking_id"])
+    found = c.tickets.queries.of_booking(principal, req.params["booking_id"])
     return json_response(200, TicketList(items=[TicketOut.of(t) for t in found]))
 
 
@@ -92,7 +92,7 @@ def _qr(req: ApiRequest, kind: str) -> ApiResponse:
 
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    ticket = c.ticket_queries.get(principal, req.params["ticket_id"])
+    ticket = c.tickets.queries.get(principal, req.params["ticket_id"])
     image, media = (qr.svg(ticket.code), "image/svg+xml") if kind == "svg" else (qr.png(ticket.code), "image/png")
     return ApiResponse(200, image, {"Content-Type": media, "Cache-Control": "private, max-age=300"})
 

@@ -34,9 +34,9 @@ router = Router()
 @router.route("POST", "/v1/events/{event_id}/checkins")
 def check_in(req: ApiRequest) -> ApiResponse:
     c = container()
-    gate = c.gates.gate(req.header("Authorization"), req.params["event_id"])
+    gate = c.tickets.gates.gate(req.header("Authorization"), req.params["event_id"])
     body = req.json_body(CheckinIn)
-    ticket = c.checking_in.check_in(gate, body.code)
+    ticket = c.tickets.checking_in.check_in(gate, body.code)
     assert ticket.checked_in_at is not None
     return json_response(200, CheckinOut(ticket=TicketOut.of(ticket), checked_in_at=ticket.checked_in_at))
 
@@ -44,17 +44,17 @@ def check_in(req: ApiRequest) -> ApiResponse:
 @router.route("POST", "/v1/events/{event_id}/checkins/batch")
 def check_in_batch(req: ApiRequest) -> ApiResponse:
     c = container()
-    gate = c.gates.gate(req.header("Authorization"), req.params["event_id"])
+    gate = c.tickets.gates.gate(req.header("Authorization"), req.params["event_id"])
     body = req.json_body(BatchIn, max_bytes=MAX_BATCH_BYTES)
     scans = [Scan(s.scan_id, s.code, s.scanned_at) for s in body.scans]
-    records = c.checking_in.batch(gate, scans)
+    records = c.tickets.checking_in.batch(gate, scans)
     return json_response(200, BatchOut(results=[ScanResultOut.of(r) for r in records]))
 
 
 @router.route("GET", "/v1/events/{event_id}/revocations")
 def revocations(req: ApiRequest) -> ApiResponse:
     c = container()
-    gate = c.gates.gate(req.header("Authorization"), req.params["event_id"])
+    gate = c.tickets.gates.gate(req.header("Authorization"), req.params["event_id"])
     return json_response(200, RevocationsOut(ticket_ids=c.ticket_store.revoked_of_event(gate.event_id)))
 
 
@@ -63,7 +63,7 @@ def add_device(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
     body = req.json_body(DeviceIn)
-    device, token = c.gates.add_device(principal, req.params["event_id"], body.name)
+    device, token = c.tickets.gates.add_device(principal, req.params["event_id"], body.name)
     return json_response(201, DeviceCreated(id=device.id, name=device.name, token=token, created_at=device.created_at))
 
 
@@ -71,7 +71,7 @@ def add_device(req: ApiRequest) -> ApiResponse:
 def devices(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    found = c.gates.devices_of(principal, req.params["event_id"])
+    found = c.tickets.gates.devices_of(principal, req.params["event_id"])
     return json_response(200, DeviceList(items=[DeviceOut.of(d) for d in found]))
 
 
@@ -79,7 +79,7 @@ def devices(req: ApiRequest) -> ApiResponse:
 def revoke_device(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    c.gates.revoke_device(principal, req.params["event_id"], req.params["device_id"])
+    c.tickets.gates.revoke_device(principal, req.params["event_id"], req.params["device_id"])
     return ApiResponse(204)
 
 
@@ -91,12 +91,12 @@ def attendees(req: ApiRequest) -> ApiResponse:
     event_id = req.params["event_id"]
     wanted = req.raw.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if wanted == "text/csv":
-        body = c.attendees.csv(principal, event_id)
+        body = c.tickets.attendees.csv(principal, event_id)
         disposition = f'attachment; filename="attendees-{event_id}.csv"'
         headers = {"Content-Type": "text/csv; charset=utf-8", "Content-Disposition": disposition, "Vary": "Accept"}
         return ApiResponse(200, body, headers)
     query = req.query(ListQuery)
-    found, token = c.attendees.page(principal, event_id, query.limit, query.page_token)
+    found, token = c.tickets.attendees.page(principal, event_id, query.limit, query.page_token)
     items = [AttendeeOut(**vars(a)) for a in found]
     return json_response(200, Page[AttendeeOut](items=items, next_page_token=token), Vary="Accept")
 

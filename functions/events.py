@@ -52,7 +52,7 @@ def update(req: ApiRequest) -> ApiResponse:
 def stats(req: ApiRequest) -> ApiResponse:
     c = container()
     principal = c.authenticator.principal(req.header("Authorization"))
-    return json_response(200, EventStatsOut.model_validate(c.event_stats.of(principal, req.params["event_id"])))
+    return json_response(200, EventStatsOut.model_validate(c.tickets.stats.of(principal, req.params["event_id"])))
 
 
 @router.route("GET", "/v1/events/{event_id}/audit")

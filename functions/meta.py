@@ -28,7 +28,7 @@ def ticket_keys(req: ApiRequest) -> ApiResponse:
     """The public keys that verify ticket codes offline (a JWKS); cacheable for a few minutes."""
     from shared.bootstrap import container
 
-    return json_response(200, container().ticket_codes.jwks(), **{"Cache-Control": "public, max-age=300"})
+    return json_response(200, container().tickets.codes.jwks(), **{"Cache-Control": "public, max-age=300"})
 
 
 @functions_framework.http

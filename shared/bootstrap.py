@@ -6,19 +6,15 @@ the clients its path uses (Firestore always; Stripe, Pub/Sub and Tasks only wher
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from shared.core import faults
 from shared.core.settings import Settings, get_settings
 
-log = logging.getLogger("bootstrap")
-
 if TYPE_CHECKING:
     from google.cloud import firestore
 
-    from shared.core.ticket_codes import TicketCodes
     from shared.dal.bookings import BookingDAL
     from shared.dal.events import EventDAL
     from shared.dal.idempotency import IdempotencyDAL
@@ -39,15 +35,10 @@ if TYPE_CHECKING:
     from shared.services.identity import Authenticator
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
-    from shared.services.stats import EventStats
-    from shared.services.tickets.attendees import Attendees
-    from shared.services.tickets.checking_in import CheckingIn
-    from shared.services.tickets.gates import Gates
-    from shared.services.tickets.issuing import TicketIssuer
-    from shared.services.tickets.queries import TicketQueries
     from shared.services.users import UserService
     from shared.tasks import CloudTasksExpiryScheduler
     from shared.wiring_payments import PaymentServices
+    from shared.wiring_tickets import TicketServices
 
 
 class Container:
@@ -91,58 +82,6 @@ class Container:
         from shared.dal.tickets import TicketDAL
 
         return TicketDAL(self.firestore)
-
-    @cached_property
-    def ticket_codes(self) -> TicketCodes:
-        """The signing keys (the settings refuse to start without them outside local and test; a
-        local process given none signs with a key of its own, which only it can verify)."""
-        from shared.core.ticket_codes import TicketCodes, new_key_setting
-
-        configured = self.settings.ticket_signing_keys
-        if configured is None:
-            log.warning("TICKET_SIGNING_KEYS not set: this process signs tickets with a key of its own")
-            return TicketCodes.from_setting(new_key_setting("local"))
-        return TicketCodes.from_setting(configured.get_secret_value())
-
-    @cached_property
-    def ticket_queries(self) -> TicketQueries:
-        from shared.services.tickets.queries import TicketQueries
-
-        return TicketQueries(self.ticket_store, self.booking_queries)
-
-    @cached_property
-    def gates(self) -> Gates:
-        from shared.dal.checkin import DeviceDAL
-        from shared.services.tickets.gates import Gates
-
-        return Gates(DeviceDAL(self.firestore), self.event_cache, self.authenticator.principal, self.new_uow)
-
-    @cached_property
-    def event_stats(self) -> EventStats:
-        from shared.dal.stats import StatsDAL
-        from shared.services.stats import EventStats
-
-        return EventStats(StatsDAL(self.firestore), self.event_store)
-
-    @cached_property
-    def attendees(self) -> Attendees:
-        from shared.dal.users import UserDAL
-        from shared.services.tickets.attendees import Attendees
-
-        return Attendees(self.ticket_store, UserDAL(self.firestore), self.gates)
-
-    @cached_property
-    def checking_in(self) -> CheckingIn:
-        from shared.dal.checkin import ScanDAL
-        from shared.services.tickets.checking_in import CheckingIn
-
-        return CheckingIn(self.ticket_store, ScanDAL(self.firestore), self.ticket_codes, self.new_uow)
-
-    @cached_property
-    def ticket_issuer(self) -> TicketIssuer:
-        from shared.services.tickets.issuing import TicketIssuer
-
-        return TicketIssuer(self.ticket_store, self.ticket_codes)
 
     @cached_property
     def payment_store(self) -> PaymentDAL:
@@ -283,6 +222,12 @@ class Container:
         from shared.wiring_payments import PaymentServices
 
         return PaymentServices(self)
+
+    @cached_property
+    def tickets(self) -> TicketServices:
+        from shared.wiring_tickets import TicketServices
+
+        return TicketServices(self)
 
     @cached_property
     def notifier(self) -> ConfirmationNotifier:

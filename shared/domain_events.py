@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
-from shared.models import Booking, CheckinDevice, Event, Payment, Ticket, new_id
+from shared.models import Booking, Event, Payment, new_id
+from shared.ticket_models import CheckinDevice, Ticket
 
 ActorType = Literal["user", "device", "system", "stripe"]
 PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser

@@ -77,7 +77,7 @@ class PaymentServices:
             self.ledger,
             lambda: self.root.gateway,
             self.root.new_uow,
-            self.root.ticket_issuer,
+            self.root.tickets.issuer,
             released=self.root.sold_slots_released,
         )
 
@@ -93,7 +93,7 @@ class PaymentServices:
             self.root.slot_picker,
             self.ledger,
             self.refunding,
-            self.root.ticket_issuer,
+            self.root.tickets.issuer,
             self.root.new_uow,
         )
 

@@ -11,7 +11,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import Dal, as_utc, revision
 from shared.dal.records import Revision, UnitOfWork
-from shared.models import CheckinDevice, ScanRecord
+from shared.ticket_models import CheckinDevice, ScanRecord
 
 
 class DeviceDAL(Dal):

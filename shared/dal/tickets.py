@@ -17,7 +17,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.dal.base import Dal, as_utc, revision
 from shared.dal.records import Revision, UnitOfWork
-from shared.models import Ticket
+from shared.ticket_models import Ticket
 
 
 class TicketDAL(Dal):

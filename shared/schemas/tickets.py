@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from shared.models import CheckinDevice, ScanRecord, Ticket
 from shared.schemas.common import Name, Strict
+from shared.ticket_models import CheckinDevice, ScanRecord, Ticket
 
 Code = Annotated[str, StringConstraints(max_length=1000)]  # longer than any code: refused as invalid_ticket
 ScanId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -6,9 +6,10 @@ import logging
 from typing import Any, Protocol
 
 from shared.dal.records import Revision
-from shared.models import Booking, Event, Ticket, User
+from shared.models import Booking, Event, User
 from shared.notify import Attachment, EmailSender
 from shared.services.tickets import qr
+from shared.ticket_models import Ticket
 
 log = logging.getLogger("notifications")
 

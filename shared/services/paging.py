@@ -37,11 +37,15 @@ def decode_token(token: str, query_fingerprint: str) -> tuple[datetime, str]:
         ):
             raise ValueError
     except (ValueError, TypeError, KeyError, json.JSONDecodeError):
-        raise ValidationFailed(
-            "page_token is not valid for this query",
-            [{"field": "page_token", "message": "not a token of this query"}],
-        ) from None
+        raise _not_ours() from None
     return moment, doc_id
+
+
+def _not_ours() -> ValidationFailed:
+    return ValidationFailed(
+        "page_token is not valid for this query",
+        [{"field": "page_token", "message": "not a token of this query"}],
+    )
 
 
 def encode_after(doc_id: str, query_fingerprint: str) -> str:
@@ -57,8 +61,5 @@ def decode_after(token: str, query_fingerprint: str) -> str:
         if payload["f"] != query_fingerprint or not isinstance(doc_id, str) or not _DOC_ID.match(doc_id):
             raise ValueError
     except (ValueError, TypeError, KeyError, json.JSONDecodeError):
-        raise ValidationFailed(
-            "page_token is not valid for this query",
-            [{"field": "page_token", "message": "not a token of this query"}],
-        ) from None
+        raise _not_ours() from None
     return doc_id

@@ -37,7 +37,7 @@ from shared.dal.records import (
     UsernameTaken,
 )
 from shared.domain_events import DomainEvent
-from shared.models import Booking, Company, Event, Payment, Ticket, User
+from shared.models import Booking, Company, Event, Payment, User
 from shared.notify import Attachment
 from shared.payments.gateway import (
     BadSignature,
@@ -60,6 +60,7 @@ from shared.services.payments.reconciling import Reconciling
 from shared.services.payments.refunding import Refunding
 from shared.services.slots import SlotPicker
 from shared.services.tickets.issuing import TicketIssuer
+from shared.ticket_models import Ticket
 
 DELETE = object()  # an update's value that removes the field (Firestore's DELETE_FIELD)
 T = TypeVar("T")

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.models import Ticket, User
+from shared.models import User
 from shared.services.identity import Principal
 from shared.services.paging import decode_after, encode_after, fingerprint
 from shared.services.tickets.gates import Gates
+from shared.ticket_models import Ticket
 
 FIELDS = ("ticket_id", "booking_id", "number", "name", "email", "status", "checked_in_at")
 FREE_TEXT = {"name", "email"}  # what a person typed; ids are ours and stay exactly as the API shows them

@@ -26,8 +26,9 @@ from shared.core.errors import (
 from shared.core.ticket_codes import TicketCodes
 from shared.dal.records import ConcurrentUpdate, DocumentExists, Revision, UnitOfWork
 from shared.domain_events import change
-from shared.models import ScanRecord, ScanResult, Ticket, utcnow
+from shared.models import utcnow
 from shared.services.tickets.gates import Gate
+from shared.ticket_models import ScanRecord, ScanResult, Ticket
 
 MAX_ATTEMPTS = 5
 CHUNK = 100  # tickets per commit: a check-in writes the ticket, its domain event and the scan record

@@ -19,8 +19,9 @@ from shared.core.errors import Forbidden, NotFound, Unauthenticated, Unavailable
 from shared.core.identity import bearer_token
 from shared.dal.records import ConcurrentUpdate, Revision, UnitOfWork
 from shared.domain_events import Actor, change
-from shared.models import CheckinDevice, Event, new_id, utcnow
+from shared.models import Event, new_id, utcnow
 from shared.services.identity import Principal
+from shared.ticket_models import CheckinDevice
 
 DEVICE_TOKEN_PREFIX = "chk_"  # noqa: S105 (a prefix, not a secret)
 _ID_LENGTH = len(new_id())

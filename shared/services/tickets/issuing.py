@@ -13,7 +13,8 @@ from typing import Protocol
 from shared.core.ticket_codes import TicketCodes
 from shared.dal.records import Revision, UnitOfWork
 from shared.domain_events import Actor, change
-from shared.models import Booking, Ticket
+from shared.models import Booking
+from shared.ticket_models import Ticket
 
 
 class TicketStore(Protocol):

@@ -6,8 +6,9 @@ from typing import Protocol
 
 from shared.core.errors import NotFound
 from shared.dal.records import Revision
-from shared.models import Booking, Ticket
+from shared.models import Booking
 from shared.services.identity import Principal
+from shared.ticket_models import Ticket
 
 
 class BookingAccess(Protocol):
