@@ -143,13 +143,20 @@ class EventService:
             # Give back only what the winner's capacity does not retire itself.
             self.capacity.undo(event_id, [n for n in retired if latest is None or n < latest.capacity])
             raise VersionConflict(f"current version is {latest.version if latest else expected + 1}") from None
+        except Exception:  # committed or not, nobody knows (the answer was lost): act as if it was
+            self._after_commit(event_id, current, revised)
+            raise
+        self._after_commit(event_id, current, revised)
+        return EventView(revised, self.inventory.taken(event_id, now))
+
+    def _after_commit(self, event_id: str, current: Event, revised: Event) -> None:
         if revised.capacity > current.capacity:
             # Once more, now that the raise is committed: a stale lowering (of an older version) may
             # have retired a slot of [old, new) after the first pass; its own undo read the
-            # capacity before this commit, so it left it (docs/inventory.md, "Changing capacity").
+            # capacity before this commit, so it left it (docs/inventory.md, "Capacity changes").
+            # Harmless if the commit did not happen: those slots lie above the capacity it kept.
             self.capacity.raise_to(event_id, current.capacity, revised.capacity)
-        self.changed(event_id)
-        return EventView(revised, self.inventory.taken(event_id, now))
+        self.changed(event_id)  # this process's cached event is read again
 
     def _fit_inventory(self, old: int, new: int, event_id: str, now: datetime) -> list[int]:
         if new < old:

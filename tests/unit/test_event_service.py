@@ -434,6 +434,24 @@ def test_raising_capacity_frees_the_slots_above(
     assert capacity.changes == [("raise", event.id, 100, 150), ("raise", event.id, 100, 150)]
 
 
+def test_a_raise_whose_commit_answer_was_lost_still_clears_its_range_and_the_cache(
+    docs: DocumentStore, store: FakeEventStore, inventory: FakeInventory, capacity: FakeCapacity
+) -> None:
+    """The event was saved (or not: nobody knows): this process reads it again, and the raised
+    range is cleared once more, which is harmless if the save did not happen."""
+    told: list[str] = []
+    service = EventService(store, inventory, capacity, docs.new_uow, changed=told.append)
+    event = store.add(make_event(capacity=100))
+    docs.answers_to_lose = 1
+
+    with pytest.raises(ConnectionError):
+        service.update(ADMIN_A, event.id, EventPatch(capacity=150), '"1"')
+
+    assert capacity.changes == [("raise", event.id, 100, 150), ("raise", event.id, 100, 150)]
+    assert told == [event.id], "the cached event is dropped"
+    assert store.get(event.id).capacity == 150  # type: ignore[union-attr]
+
+
 def test_moving_the_event_into_the_past_is_refused(service: EventService, store: FakeEventStore) -> None:
     event = store.add(make_event())
     with pytest.raises(ValidationFailed) as raised:
