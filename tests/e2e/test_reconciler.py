@@ -21,6 +21,7 @@ import pytest
 
 from dev.stack import Stack
 from tests.conftest import Api
+from tests.e2e.bookings_helpers import shared_stack
 from tests.e2e.payments_helpers import (
     Person,
     attention_ids,
@@ -46,6 +47,24 @@ from tests.e2e.payments_helpers import (
 )
 
 COUNTS = {"synced", "finalized", "flagged", "abandoned", "deferred"}
+
+
+# These tests decide when the reconciler runs. The session stack's local scheduler calls it every
+# minute, and "the payment stays pending until the reconciler runs" would race with that call: this
+# module runs on a stack whose scheduler waits an hour.
+@pytest.fixture(scope="module")
+def stack(pytestconfig: pytest.Config) -> Stack:
+    return shared_stack(pytestconfig, "no-scheduler", {"SWEEP_INTERVAL_SECONDS": "3600"})
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Api:
+    return Api(stack.url)
+
+
+@pytest.fixture(scope="module")
+def firestore_client(stack: Stack) -> Any:
+    return firestore_for(stack)
 
 
 @pytest.fixture(scope="module")
