@@ -61,15 +61,6 @@ class TicketDAL(Dal):
         found = found[:limit]
         return found, found[-1].id if more and found else None
 
-    def count_checked_in(self, event_id: str) -> int:
-        query = (
-            self.client.collection(self.collection)
-            .where(filter=FieldFilter("event_id", "==", event_id))
-            .where(filter=FieldFilter("status", "==", "checked_in"))
-        )
-        result: Any = query.count(alias="n").get()  # type: ignore[call-arg]
-        return int(result[0][0].value)
-
     # ---- writes staged into a unit of work -----------------------------------------------------
 
     def stage_issue(self, uow: UnitOfWork, ticket: Ticket) -> None:

@@ -106,18 +106,21 @@ class CheckingIn:
     def _batch_once(self, gate: Gate, scans: list[Scan]) -> list[ScanRecord]:
         known = self.scans.first_results(gate.event_id, _by(gate), [s.scan_id for s in scans])
         fresh = sorted((s for s in scans if s.scan_id not in known), key=lambda s: (s.scanned_at, s.scan_id))
-        claimed: dict[str, str | None] = {}  # scan id -> ticket id its code names (None: no valid code)
+        claimed: dict[str, str | None] = {}  # scan id -> ticket id its code names (None: refused, see why)
+        refused: dict[str, ScanResult] = {}
         for scan in fresh:
             try:
                 claimed[scan.scan_id] = self._ticket_id(gate, scan.code)
+            except WrongEvent:
+                claimed[scan.scan_id], refused[scan.scan_id] = None, "wrong_event"
             except AppError:
-                claimed[scan.scan_id] = None
+                claimed[scan.scan_id], refused[scan.scan_id] = None, "invalid_ticket"
         tickets = self.tickets.get_many(sorted({t for t in claimed.values() if t}))
         now = utcnow()
         decided: list[tuple[ScanRecord, Ticket | None, Revision | None, Ticket | None]] = []
         current = {tid: pair[0] for tid, pair in tickets.items()}
         for scan in fresh:
-            result, ticket_id, before, after = self._decide(gate, scan, claimed[scan.scan_id], current, now)
+            result, ticket_id, before, after = self._decide(gate, scan, claimed[scan.scan_id], refused, current, now)
             if after is not None:
                 current[after.id] = after
             read_at = tickets[ticket_id][1] if after is not None and ticket_id else None
@@ -135,17 +138,17 @@ class CheckingIn:
         return [results[s.scan_id] for s in scans]
 
     def _decide(
-        self, gate: Gate, scan: Scan, ticket_id: str | None, current: dict[str, Ticket], now: datetime
+        self,
+        gate: Gate,
+        scan: Scan,
+        ticket_id: str | None,
+        refused: dict[str, ScanResult],
+        current: dict[str, Ticket],
+        now: datetime,
     ) -> tuple[ScanResult, str | None, Ticket | None, Ticket | None]:
         """(result, ticket id, the ticket before, the ticket after) of one scan."""
         if ticket_id is None:
-            try:
-                self._ticket_id(gate, scan.code)
-            except WrongEvent:
-                return "wrong_event", None, None, None
-            except AppError:
-                pass
-            return "invalid_ticket", None, None, None
+            return refused[scan.scan_id], None, None, None
         ticket = current.get(ticket_id)
         if ticket is None:
             return "invalid_ticket", None, None, None
