@@ -30,7 +30,10 @@ from typing import Any
 
 import aiohttp
 
+from bench import promo_rush
+from bench.cancel_rush import cancel_rush
 from bench.door_rush import PER_BOOKING, door_rush
+from bench.waitlist_rush import waitlist_rush
 from dev import invariants
 from dev.gateway import load_routes
 from dev.stack import ROOT, Stack, free_port, http_ok
@@ -46,6 +49,7 @@ TARGETS = {
     "scans_per_second": 150,
     "scan_p99_ms": 300,
     "batch_of_500_s": 2.0,
+    "offer_p95_s": 2.0,
 }
 QUIET_S = 30.0  # seconds the invariant checker waits for the stack to come to rest after a repetition
 
@@ -187,8 +191,11 @@ async def create_event(base: str, admin: str, capacity: int, name: str) -> str:
     return str(body["id"])
 
 
-async def rush(url_for: Any, tokens: list[str | None], clients: int, label: str, deadline_s: float) -> list[Attempt]:
+async def rush(
+    url_for: Any, tokens: list[str | None], clients: int, label: str, deadline_s: float, body: Any = None
+) -> list[Attempt]:
     """Every attempt once, `clients` at a time; stops by itself at the deadline."""
+    payload = body or {"quantity": 1}
     attempts: list[Attempt] = []
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -203,8 +210,8 @@ async def rush(url_for: Any, tokens: list[str | None], clients: int, label: str,
                 i = queue.get_nowait()
                 started = time.monotonic()
                 try:
-                    status, body = await call(session, "POST", url_for(i), tokens[i], json={"quantity": 1})
-                    code = body.get("code") if isinstance(body, dict) else None
+                    status, answer = await call(session, "POST", url_for(i), tokens[i], json=payload)
+                    code = answer.get("code") if isinstance(answer, dict) else None
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     status, code = 0, type(exc).__name__
                 attempts.append(Attempt(started, time.monotonic(), status, code))
@@ -403,15 +410,32 @@ def run_once(stack: Stack, admin: str, tokens: list[str], args: argparse.Namespa
             lambda i: f"{base}/bench/hold/{bare_event}", [None] * len(tokens), args.clients, "bare hold", args.deadline
         )
     )
-    full_summary, bare_summary = summarise(full), summarise(bare)
+    promo_event = asyncio.run(create_event(base, admin, args.capacity, f"Bench promo {rep}"))
+    max_uses = args.capacity // 2
+    asyncio.run(promo_rush.add_code(base, admin, promo_event, max_uses, call))
+    promo = asyncio.run(
+        rush(
+            lambda i: f"{base}/v1/events/{promo_event}/bookings",
+            list(tokens),
+            args.clients,
+            "with a promo code",
+            args.deadline,
+            body={"quantity": 1, "promo_code": promo_rush.CODE},
+        )
+    )
+    full_summary, bare_summary, promo_summary = summarise(full), summarise(bare), summarise(promo)
+    promo_summary["max_uses"] = max_uses
+    promo_summary["uses_after"] = asyncio.run(promo_rush.uses_of(base, admin, promo_event, call))
     stored = oversell_check(stack.client_env(), event_id, args.capacity, started_at)
     return {
         "full": full_summary,
         "bare": bare_summary,
+        "promo": promo_summary,
         "share_of_bare": full_summary["holds_per_second"] / bare_summary["holds_per_second"],
+        "promo_share_of_full": promo_summary["holds_per_second"] / full_summary["holds_per_second"],
         "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after},
         "stored": stored,
-        "invariants": invariants_check(stack, [event_id, bare_event]),
+        "invariants": invariants_check(stack, [event_id, bare_event, promo_event]),
     }
 
 
@@ -488,6 +512,12 @@ def table(report: dict[str, Any]) -> str:
         ),
         ("latency p99, 201 / sold_out", f"{m['p99_201_ms']:.0f} / {m['p99_sold_out_ms']:.0f} ms", ""),
         ("errors (not 201 nor sold_out)", f"{m['errors']:.0f}", "0"),
+        (
+            "holds/s with a promo code (share of plain)",
+            f"{m['promo_holds_per_second']:.0f} ({m['promo_share_of_full'] * 100:.0f}%)",
+            ">= 80%",
+        ),
+        ("promo code uses after its rush / max_uses", f"{report['promo_uses_max']}", "uses == max_uses"),
         ("oversold", "yes" if report["any_oversold"] else "no", "no"),
         ("invariant violations (all repetitions)", f"{report['invariant_violations']}", "0"),
         ("most writes to one document", f"{report['most_writes_to_one_document']} (event doc: 0)", ""),
@@ -512,6 +542,26 @@ def table(report: dict[str, Any]) -> str:
             f"{report['door_rush']['double_admissions']} / {report['door_rush']['forged_admitted']}",
             "0 / 0",
         ),
+        (
+            f"waitlist: {report['waitlist']['entries']} entries, release -> offer p50 / p95",
+            f"{report['waitlist']['release_to_offer_s']['p50']:.2f} / {m['offer_p95_s']:.2f} s",
+            f"p95 <= {TARGETS['offer_p95_s']} s",
+        ),
+        (
+            "waitlist: offers made / in join order",
+            f"{report['waitlist']['offers']} / {'yes' if report['waitlist']['served_in_order'] else 'NO'}",
+            "all / yes",
+        ),
+        (
+            f"cancel: {report['cancel_rush']['bookings']} refunded after the 202 in",
+            f"{report['cancel_rush']['all_refunded_s']:.1f} s ({report['cancel_rush']['refunds_per_second']:.0f}/s)",
+            "<= 25/s (Stripe's pace)",
+        ),
+        (
+            "cancel: refunded twice / without refund",
+            f"{report['cancel_rush']['refunded_twice']} / {report['cancel_rush']['without_refund']}",
+            "0 / 0",
+        ),
         ("door: offline batch of 500 answered in", f"{m['batch_of_500_s']:.2f} s", f"<= {TARGETS['batch_of_500_s']} s"),
         ("slowest module import", f"{m['max_import_ms']:.0f} ms", f"<= {TARGETS['import_ms']} ms"),
         ("slowest first 200 after start", f"{m['max_first_200_s']:.2f} s", f"<= {TARGETS['first_200_s']} s"),
@@ -532,6 +582,7 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds a rush may last at most")
     parser.add_argument("--door-tickets", type=int, default=2000, help="tickets of the door rush (and 500 more)")
     parser.add_argument("--gates", type=int, default=20)
+    parser.add_argument("--cancel-bookings", type=int, default=500, help="confirmed bookings of the cancelled event")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -554,6 +605,13 @@ def main() -> int:
         door_tokens = asyncio.run(register_many(stack.url, "door", door_buyers, 20))
         door = asyncio.run(door_rush(stack.url, admin, door_tokens, create_event, progress, gates=args.gates))
         door["invariants"] = invariants_check(stack, [door["event_id"]])
+        cancel_tokens = asyncio.run(register_many(stack.url, "canceller", args.cancel_bookings, 20))
+        stripe_base = f"http://{stack.host('stripe')}"
+        cancelled = asyncio.run(cancel_rush(stack.url, admin, cancel_tokens, create_event, progress, stripe_base))
+        cancelled["invariants"] = invariants_check(stack, [cancelled["event_id"]])
+        half = len(tokens) // 2
+        line = asyncio.run(waitlist_rush(stack.url, admin, tokens[:half], tokens[half:], create_event, progress))
+        line["invariants"] = invariants_check(stack, [line["event_id"]])
     cold = cold_starts(env)  # after the stack stopped: imports and start-up measured on a quiet machine
     medians = {
         "holds_per_second": median_of(runs, "full", "holds_per_second"),
@@ -567,11 +625,14 @@ def main() -> int:
         "p99_201_ms": median_of(runs, "full", "latency_ms", "201", "p99"),
         "p99_sold_out_ms": median_of(runs, "full", "latency_ms", "sold_out", "p99"),
         "errors": median_of(runs, "full", "errors"),
+        "promo_holds_per_second": median_of(runs, "promo", "holds_per_second"),
+        "promo_share_of_full": median_of(runs, "promo_share_of_full"),
         "pay_p50_ms": funnel["payment_to_confirmed_ms"]["p50"],
         "pay_p95_ms": funnel["payment_to_confirmed_ms"]["p95"],
         "scans_per_second": door["scans_per_second"],
         "scan_p99_ms": door["latency_ms"]["p99"],
         "batch_of_500_s": door["batch"]["seconds"],
+        "offer_p95_s": line["release_to_offer_s"]["p95"],
         "max_import_ms": max(c["import_ms"] for c in cold.values()),
         "max_first_200_s": max(c["first_200_s"] for c in cold.values()),
     }
@@ -583,11 +644,14 @@ def main() -> int:
         "targets": TARGETS,
         "medians": medians,
         "any_oversold": any(r["stored"]["oversold"] for r in runs),
+        "promo_uses_max": ", ".join(f"{r['promo']['uses_after']}/{r['promo']['max_uses']}" for r in runs),
         "invariant_violations": sum(r["invariants"]["violations"] for r in runs),
         "most_writes_to_one_document": max(r["stored"]["most_writes_to_one_document"] for r in runs),
         "repetitions": runs,
         "payment_funnel": funnel,
         "door_rush": door,
+        "cancel_rush": cancelled,
+        "waitlist": line,
         "cold_start": cold,
     }
     print(table(report))

@@ -1,7 +1,9 @@
 """Seeded fault-injected load runs with a history checker (after Jepsen).
 
-Hundreds of concurrent buyers hold, pay (a card that succeeds, one that is declined), cancel or
-abandon their bookings on a few small events, while an admin refunds some confirmed bookings, for a
+Hundreds of concurrent buyers hold (some with a promo code of the event: a quarter off with few
+uses, or free with three, which confirms at once), pay (a card that succeeds, one that is
+declined), cancel or abandon their bookings on a few small events, while an admin refunds some confirmed bookings
+and, after 70 % of the run, cancels one of the events (its bookings are then refunded in the background), for a
 bounded time, against a stack started with `FAULT_PLAN=seed=N,rate=R`: commits whose answer is
 lost, crashes after a commit, provider answers lost after the provider acted, Pub/Sub messages
 delivered two or three times out of order, expiry tasks early, late, twice or never (see
@@ -47,6 +49,7 @@ RETRIES = 4  # tries of one operation whose outcome stays unknown
 SETTLE_SECONDS = 120.0
 STACK_ENV = {
     "HOLD_TTL_SECONDS": "8",
+    "WAITLIST_OFFER_SECONDS": "8",
     "PROCESSING_GRACE_SECONDS": "5",
     "OUTBOX_GRACE_SECONDS": "2",
     "SWEEP_INTERVAL_SECONDS": "2",
@@ -59,6 +62,9 @@ ALLOWED = {
     "cancel": {200, 409},
     "refund": {200, 409},
     "read": {200},
+    "join": {201, 409},
+    "leave": {200, 409},
+    "cancel_event": {202},  # the organiser's: with the ETag it read, retried unchanged on an unknown outcome
 }
 EVENT = {
     "event_date": "2030-06-01",
@@ -78,7 +84,7 @@ EVENT = {
 class Op:
     n: int
     actor: str
-    kind: str  # hold | pay | cancel | refund | read
+    kind: str  # hold | pay | cancel | refund | read | join | leave | cancel_event
     started: float
     ended: float = 0.0
     status: int = 0  # 0: no answer (timeout, broken connection)
@@ -122,6 +128,7 @@ class Run:
     deadline: float
     history: History = field(default_factory=History)
     seen_confirmed: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)  # events the organiser cancelled (maybe: unknown outcome)
 
 
 async def send(
@@ -164,15 +171,27 @@ async def buyer(run: Run, session: aiohttp.ClientSession, i: int) -> None:
     while time.monotonic() < run.deadline:
         n += 1
         event_id = rng.choice(run.events)
+        if event_id in run.cancelled and rng.random() < 0.8:  # most buyers go on to the events still on
+            event_id = rng.choice([e for e in run.events if e not in run.cancelled] or run.events)
+        body: dict[str, Any] = {"quantity": rng.choice([1, 1, 2, 3])}
+        code = rng.choice([None, None, None, None, "quarter", "COMP"])
+        if code:
+            body["promo_code"] = code
         hold = await operate(
             run, session, actor, "hold", "POST", f"/v1/events/{event_id}/bookings", token,
-            body={"quantity": rng.choice([1, 1, 2, 3])}, key=f"{run.seed}-{i}-{n}-hold",
+            body=body, key=f"{run.seed}-{i}-{n}-hold",
         )  # fmt: skip
         if hold.outcome != "ok":
+            if hold.code == "sold_out" and rng.random() < 0.15:
+                await wait_in_line(run, session, actor, token, event_id, body["quantity"], rng, f"{run.seed}-{i}-{n}")
             await asyncio.sleep(rng.uniform(0.5, 2))
             continue
         booking_id = str(hold.detail["id"])
         hold.booking_id = booking_id
+        if hold.detail.get("status") == "confirmed":  # free with its code: nothing to pay
+            run.seen_confirmed.add(booking_id)
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            continue
         choice = rng.random()
         if choice < 0.6:
             await pay(run, session, actor, token, booking_id, "pm_card_visa", f"{run.seed}-{i}-{n}-pay", rng)
@@ -186,6 +205,27 @@ async def buyer(run: Run, session: aiohttp.ClientSession, i: int) -> None:
             )
         # else: abandoned; the hold runs out
         await asyncio.sleep(rng.uniform(0.2, 1.5))
+
+
+async def wait_in_line(
+    run: Run, session: aiohttp.ClientSession, actor: str, token: str, event_id: str, quantity: int, rng: Any, key: str
+) -> None:
+    """Sold out: join the waitlist, and a while later pay the offer if one came, or leave the line."""
+    joined = await operate(
+        run, session, actor, "join", "POST", f"/v1/events/{event_id}/waitlist", token, body={"quantity": quantity}
+    )
+    if joined.outcome != "ok":
+        return
+    entry_id = str(joined.detail["id"])
+    await asyncio.sleep(rng.uniform(1, 6))
+    status, page = await send(session, "GET", f"{run.base}/v1/waitlist", token)
+    mine = next((e for e in (page or {}).get("items", []) if e.get("id") == entry_id), None) if status == 200 else None
+    if mine is None:
+        return
+    if mine.get("status") == "offered" and mine.get("booking_id") and rng.random() < 0.7:
+        await pay(run, session, actor, token, str(mine["booking_id"]), "pm_card_visa", f"{key}-offer", rng)
+    elif mine.get("status") == "waiting" and rng.random() < 0.5:
+        await operate(run, session, actor, "leave", "DELETE", f"/v1/waitlist/{entry_id}", token)
 
 
 async def pay(
@@ -213,8 +253,12 @@ async def organiser(run: Run, session: aiohttp.ClientSession) -> None:
     """Refunds a few of the bookings buyers saw confirmed."""
     rng = random.Random(f"{run.seed}:organiser")
     refunded: set[str] = set()
+    began = time.monotonic()
+    cancel_at = began + 0.7 * (run.deadline - began)
     while time.monotonic() < run.deadline:
         await asyncio.sleep(rng.uniform(1, 3))
+        if not run.cancelled and time.monotonic() >= cancel_at:
+            await cancel_event(run, session, run.events[0])
         candidates = sorted(run.seen_confirmed - refunded)
         if candidates and rng.random() < 0.5:
             booking_id = rng.choice(candidates)
@@ -223,6 +267,37 @@ async def organiser(run: Run, session: aiohttp.ClientSession) -> None:
                 run, session, "admin", "refund", "POST", f"/v1/bookings/{booking_id}/refund", run.admin,
                 booking_id=booking_id,
             )  # fmt: skip
+
+
+async def cancel_event(run: Run, session: aiohttp.ClientSession, event_id: str) -> None:
+    """The organiser cancels an event: If-Match from a read, and the same request again while its
+    outcome is unknown (a retry of a cancel that committed is a no-op 202)."""
+    run.cancelled.add(event_id)
+    headers = {"Authorization": f"Bearer {run.admin}"}
+    etag = None
+    for _ in range(10):
+        try:
+            async with session.get(f"{run.base}/v1/events/{event_id}", headers=headers) as response:
+                etag = response.headers.get("ETag") if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError):
+            etag = None
+        if etag:
+            break
+        await asyncio.sleep(0.3)
+    body, url = {"reason": "chaos: the venue is closed"}, f"{run.base}/v1/events/{event_id}/cancel"
+    for attempt in range(RETRIES * 2):
+        op = run.history.start("admin", "cancel_event", detail={"event_id": event_id})
+        try:
+            async with session.post(url, json=body, headers={**headers, "If-Match": etag or '"0"'}) as response:
+                raw = await response.read()
+                status, answer = response.status, json.loads(raw) if raw else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            status, answer = 0, None
+        run.history.finish(op, status, answer)
+        op.detail["event_id"] = event_id
+        if op.outcome != "unknown" or status == 500:
+            return
+        await asyncio.sleep(0.3 * (attempt + 1))
 
 
 async def webhook_replayer(run: Run, stack: Stack, session: aiohttp.ClientSession, until: float) -> int:
@@ -291,6 +366,10 @@ def judge(history: History, db: Any, seen_confirmed: set[str]) -> list[str]:
                     f"op {op.n}: payment {op.detail.get('id')} told succeeded; booking {op.booking_id} is "
                     f"{booking.get('status')}, payment {payment.get('status')} (no ticket, no refund)"
                 )
+        elif op.kind == "cancel_event":
+            event = db.collection("events").document(str(op.detail.get("event_id"))).get().to_dict() or {}
+            if event.get("status") != "cancelled":
+                problems.append(f"op {op.n}: cancel of event {op.detail.get('event_id')} answered 202; now {event}")
         elif op.kind in ("cancel", "refund"):
             now = bookings.get(op.booking_id or "", {}).get("status")
             if now != op.detail.get("status") or now == "confirmed":
@@ -301,7 +380,10 @@ def judge(history: History, db: Any, seen_confirmed: set[str]) -> list[str]:
         f"key {key}: one hold request made bookings {sorted(ids)}" for key, ids in by_key.items() if len(ids) > 1
     ]
     refunded_by_admin = {op.booking_id for op in history.ops if op.kind == "refund" and op.outcome != "failed"}
+    cancelled = {str(op.detail.get("event_id")) for op in history.ops if op.kind == "cancel_event"}
     for booking_id in sorted(seen_confirmed - refunded_by_admin):
+        if bookings.get(booking_id, {}).get("event_id") in cancelled:
+            continue  # refunded because its event was cancelled: the invariants' `cancel` rule judges it
         status = bookings.get(booking_id, {}).get("status")
         if status != "confirmed":
             problems.append(f"booking {booking_id} was shown confirmed to its buyer; now {status}")
@@ -352,6 +434,20 @@ async def setup(session: aiohttp.ClientSession, base: str, seed: int, buyers: in
         return str(await retried(attempt))
 
     events = [await event(k) for k in range(2)]
+
+    async def code(event_id: str, body: dict[str, Any]) -> None:
+        async def attempt() -> None:
+            status, answer = await send(session, "POST", f"{base}/v1/events/{event_id}/promo-codes", admin, body)
+            if status != 201 and not (
+                status == 409 and isinstance(answer, dict) and answer.get("code") == "promo_code_exists"
+            ):
+                raise RuntimeError(f"promo code creation answered {status}")
+
+        await retried(attempt)
+
+    for event_id in events:
+        await code(event_id, {"code": "QUARTER", "percent_off": 25, "max_uses": max(2, capacity // 4)})
+        await code(event_id, {"code": "COMP", "percent_off": 100, "max_uses": 3})
     tokens = await asyncio.gather(*(one(f"chaos{seed}-{i:05d}", "user") for i in range(buyers)))
     return admin, events, list(tokens)
 

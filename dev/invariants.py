@@ -34,6 +34,13 @@ data. The rules (`RULES` holds the same list):
   valid or checked in; every refunded booking's tickets are revoked; a booking never confirmed has
   none; a checked-in ticket says when, a valid one does not; no ticket is checked in twice (the
   stream holds at most one `ticket.checked_in` per ticket).
+- `promo`: uses of a code <= `max_uses`; each live booking with a code holds exactly one use of
+  it and costs what the code says (dev/invariants_promo.py has the details).
+- `waitlist`: one live entry per buyer; offers in join order, each matching its booking; nobody
+  who did not wait got tickets while someone waited (dev/invariants_waitlist.py has the details).
+- `cancel`: once a cancelled event's fan-out settled, no charge of its bookings is kept, none is
+  pending or confirmed and every ticket is revoked, unless the refund failed and its payment is in
+  the attention list; each buyer it found live was told once (dev/invariants_cancel.py).
 - `quiet` (only with `settle` > 0): the system came to rest within `settle` seconds.
 
 When to call it: once the system is quiet. Some states are legitimately transient: a payment
@@ -66,6 +73,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from dev import invariants_cancel, invariants_promo, invariants_waitlist
 from shared.dal.inventory import slot_id
 from shared.dal.records import SOLD_UNTIL
 from shared.models import BookingStatus, PaymentStatus
@@ -84,6 +92,9 @@ RULES = {
     "inventory": "the stored inventory adds up",
     "email": "the confirmation email went out once per confirmed booking",
     "tickets": "a confirmed booking has quantity valid tickets, a refunded one revoked ones, none checked in twice",
+    invariants_promo.RULE: invariants_promo.DESCRIPTION,
+    invariants_waitlist.RULE: invariants_waitlist.DESCRIPTION,
+    invariants_cancel.RULE: invariants_cancel.DESCRIPTION,
     "quiet": "the system came to rest within the settle time",
 }
 BOOKING_STATUSES = set(get_args(BookingStatus))
@@ -164,6 +175,9 @@ class _Snapshot:
     emails: Counter[str] | None = None  # booking id -> confirmation messages in the sink
     tickets: dict[str, dict[str, Any]] = field(default_factory=dict)  # the events' tickets by id
     check_ins: Counter[str] = field(default_factory=Counter)  # ticket id -> ticket.checked_in events
+    promos: dict[str, Any] = field(default_factory=dict)  # event -> invariants_promo.read(...)
+    waitlists: dict[str, Any] = field(default_factory=dict)  # event -> invariants_waitlist.read(...)
+    cancels: dict[str, dict[str, str | None]] = field(default_factory=dict)  # event -> invariants_cancel.read
 
 
 def _at(value: Any) -> datetime | None:
@@ -188,6 +202,8 @@ def _read(db: Any, provider: Any, event_ids: Iterable[str] | None, mail_dir: Pat
         snap.events[event_id] = found.get(event_id)
         event_ref = db.collection("events").document(event_id)
         snap.claims[event_id] = [_claim(event_id, s) for s in event_ref.collection("slots").stream()]
+        snap.promos[event_id] = invariants_promo.read(db, event_id)
+        snap.waitlists[event_id] = invariants_waitlist.read(db, event_id)
         snap.buyers[event_id] = {
             s.id: {str(k): t for k, v in ((s.to_dict() or {}).get("pending") or {}).items() if (t := _at(v))}
             for s in event_ref.collection("buyers").stream()
@@ -212,6 +228,9 @@ def _read(db: Any, provider: Any, event_ids: Iterable[str] | None, mail_dir: Pat
         refs = [db.collection("notifications").document(f"{b}-confirmation") for b in snap.bookings]
         states = {s.id.removesuffix("-confirmation"): (s.to_dict() or {}).get("state") for s in db.get_all(refs)}
         snap.notifications = {b: states.get(b) for b in snap.bookings}
+    for event_id in scope:
+        mine = [b for b, d in snap.bookings.items() if d.get("event_id") == event_id]
+        snap.cancels[event_id] = invariants_cancel.read(db, snap.events.get(event_id), mine)
     in_scope = set(scope)
     relay = db.collection("domain_events").where(filter=FieldFilter("relay_due", "<=", SOLD_UNTIL))
     snap.awaiting_relay = [d for s in relay.stream() if (d := s.to_dict() or {}).get("event_id") in in_scope]
@@ -301,6 +320,15 @@ def _in_flight(snap: _Snapshot) -> list[str]:
             busy.append(f"intent/{intent.id} is processing at the provider")
         elif intent.kept and payment is not None and payment.get("status") not in ("succeeded", "refunded"):
             busy.append(f"intent/{intent.id} succeeded; payment/{payment.get('id')} is {payment.get('status')}")
+    now = datetime.now(UTC)
+    for event_id, (entries, _members) in snap.waitlists.items():
+        stored = snap.events.get(event_id) or {}
+        free = int(stored.get("capacity") or 0) - sum(1 for c in snap.claims.get(event_id, []) if c.live(now))
+        if stored.get("status") == "published":
+            busy += invariants_waitlist.stalled(event_id, entries, free)
+    grouped = invariants_promo.by_event(snap.bookings)
+    for event_id, event in snap.events.items():
+        busy += invariants_cancel.in_flight(event_id, event, grouped.get(event_id, {}), snap.payments)
     for record in snap.awaiting_relay:
         busy.append(f"domain event {record.get('id')} ({record.get('action')}) awaits the relay")
     for bid, b in sorted(snap.bookings.items()):
@@ -319,6 +347,22 @@ def _judge(snap: _Snapshot, now: datetime) -> list[Violation]:
     found += _visible(snap)
     found += _emails(snap)
     found += _tickets(snap)
+    grouped = invariants_promo.by_event(snap.bookings)
+    for event_id, promos in snap.promos.items():
+        found += [Violation(*v) for v in invariants_promo.judge(event_id, promos, grouped.get(event_id, {}), now)]
+    for event_id, (entries, members) in snap.waitlists.items():
+        found += [
+            Violation(*v) for v in invariants_waitlist.judge(event_id, entries, members, grouped.get(event_id, {}))
+        ]
+    for event_id, notices in snap.cancels.items():
+        mine = grouped.get(event_id, {})
+        tickets = {t: d for t, d in snap.tickets.items() if d.get("booking_id") in mine}
+        found += [
+            Violation(*v)
+            for v in invariants_cancel.judge(
+                event_id, snap.events.get(event_id), mine, snap.payments, tickets, snap.intents.values(), notices
+            )
+        ]
     return sorted(set(found))
 
 
@@ -546,6 +590,8 @@ def _money(snap: _Snapshot) -> list[Violation]:
     for booking_id, b in sorted(snap.bookings.items()):
         if b.get("status") != "confirmed" or len(kept_by_booking.get(booking_id, [])) > 1:
             continue
+        if b.get("paid_by") is None and b.get("total_cost") == 0 and booking_id not in kept_by_booking:
+            continue  # nothing to pay (a promo code took it all): confirmed with no charge (rule `promo`)
         paid_by = b.get("paid_by")
         paying = snap.payments.get(str(paid_by))
         subject = f"booking/{booking_id}"

@@ -11,7 +11,7 @@ from shared.bootstrap import container
 from shared.core.errors import ValidationFailed
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
-from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut, TicketList, TicketOut
+from shared.schemas import BookingIn, BookingOut, ListQuery, PaymentOut, TicketList, TicketOut, WaitlistEntryOut
 from shared.services.bookings.ports import HoldRequest
 
 start()
@@ -36,7 +36,7 @@ def hold(req: ApiRequest) -> ApiResponse:
     c = container()
     identity = c.authenticator.identity(req.header("Authorization"))
     body = req.json_body(BookingIn)
-    request = HoldRequest(req.params["event_id"], body.quantity, idempotency_key(req))
+    request = HoldRequest(req.params["event_id"], body.quantity, idempotency_key(req), body.promo_code)
     booking, _created = c.holding.hold(lambda: c.authenticator.principal_of(identity), identity.subject, request)
     return json_response(201, BookingOut.of(booking, utcnow()))
 
@@ -49,6 +49,20 @@ def of_event(req: ApiRequest) -> ApiResponse:
     return json_response(
         200, c.booking_queries.of_event(principal, req.params["event_id"], query.limit, query.page_token)
     )
+
+
+@router.route("GET", "/v1/waitlist")
+def my_waitlist(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return json_response(200, c.waitlist.service.mine(principal, req.query(ListQuery)))
+
+
+@router.route("DELETE", "/v1/waitlist/{entry_id}")
+def leave_waitlist(req: ApiRequest) -> ApiResponse:
+    c = container()
+    principal = c.authenticator.principal(req.header("Authorization"))
+    return json_response(200, WaitlistEntryOut.of(c.waitlist.service.leave(principal, req.params["entry_id"])))
 
 
 @router.route("GET", "/v1/bookings")

@@ -1,4 +1,5 @@
-"""The `notifier` function, pushed `booking-confirmed`: emails the buyer, once per booking."""
+"""The `notifier` function, pushed `booking-confirmed`: emails the buyer, once per booking and kind
+(a confirmation with the tickets, or a waitlist offer)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ router = Router()
 
 @router.route("POST", "/pubsub/booking-confirmed")
 def booking_confirmed(req: ApiRequest) -> ApiResponse:
-    booking_id = push_payload(req).get("booking_id")
-    if not isinstance(booking_id, str):
+    payload = push_payload(req)
+    booking_id = payload.get("booking_id")
+    if not isinstance(booking_id, str) or not booking_id:
         return json_response(200, {"outcome": "ignored"})
+    if payload.get("type") == "waitlist_entry.offered":
+        return json_response(200, {"outcome": container().notifier.offer_made(booking_id)})
     return json_response(200, {"outcome": container().notifier.booking_confirmed(booking_id)})
 
 

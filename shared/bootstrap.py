@@ -33,12 +33,15 @@ if TYPE_CHECKING:
     from shared.services.counting import TakenCounter
     from shared.services.events import EventService
     from shared.services.identity import Authenticator
+    from shared.services.invitations import Team
     from shared.services.notifications import ConfirmationNotifier
     from shared.services.slots import SlotPicker
     from shared.services.users import UserService
     from shared.tasks import CloudTasksExpiryScheduler
     from shared.wiring_payments import PaymentServices
+    from shared.wiring_promo import PromoServices
     from shared.wiring_tickets import TicketServices
+    from shared.wiring_waitlist import WaitlistServices
 
 
 class Container:
@@ -134,10 +137,23 @@ class Container:
 
     @cached_property
     def users(self) -> UserService:
+        from shared.dal.invitations import InvitationDAL
         from shared.dal.users import CompanyDAL, UserDAL
         from shared.services.users import UserService
 
-        return UserService(UserDAL(self.firestore), CompanyDAL(self.firestore))
+        fs = self.firestore
+        return UserService(UserDAL(fs), CompanyDAL(fs), InvitationDAL(fs), self.new_uow)
+
+    @cached_property
+    def team(self) -> Team:
+        from shared.dal.invitations import InvitationDAL
+        from shared.dal.users import CompanyDAL, UserDAL
+        from shared.notify import SmtpSender
+        from shared.services.invitations import Team
+
+        s, fs = self.settings, self.firestore
+        sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
+        return Team(InvitationDAL(fs), UserDAL(fs), CompanyDAL(fs), sender, self.new_uow)
 
     @cached_property
     def events(self) -> EventService:
@@ -149,8 +165,14 @@ class Container:
             self.inventory,
             CapacityChanger(self.inventory, self.slot_picker),
             self.new_uow,
-            changed=self.event_cache.forget,
+            changed=self.event_changed,
         )
+
+    def event_changed(self, event_id: str) -> None:
+        """An event was saved: this process reads it again, and its waitlist is served (a raised
+        capacity frees tickets for the line; serving a line with nothing free offers nothing)."""
+        self.event_cache.forget(event_id)
+        self.waitlist.hooks.freed(event_id)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -203,13 +225,24 @@ class Container:
             self.expiry_scheduler,
             rules,
             self.new_uow,
+            self.promo.uses,
+            self.tickets.issuer,
+            self.waitlist.line,
         )
 
     @cached_property
     def releasing(self) -> Releasing:
         from shared.services.bookings.releasing import Releasing
 
-        return Releasing(self.booking_store, self.inventory, self.slot_picker, self.taken_counter, self.new_uow)
+        return Releasing(
+            self.booking_store,
+            self.inventory,
+            self.slot_picker,
+            self.taken_counter,
+            self.new_uow,
+            self.promo.uses,
+            self.waitlist.hooks,
+        )
 
     @cached_property
     def booking_queries(self) -> BookingQueries:
@@ -222,6 +255,18 @@ class Container:
         from shared.wiring_payments import PaymentServices
 
         return PaymentServices(self)
+
+    @cached_property
+    def waitlist(self) -> WaitlistServices:
+        from shared.wiring_waitlist import WaitlistServices
+
+        return WaitlistServices(self)
+
+    @cached_property
+    def promo(self) -> PromoServices:
+        from shared.wiring_promo import PromoServices
+
+        return PromoServices(self)
 
     @cached_property
     def tickets(self) -> TicketServices:

@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from shared.models import Booking, Event, Payment, new_id
+from shared.promo_models import PromoCode
 from shared.ticket_models import CheckinDevice, Ticket
+from shared.waitlist_models import WaitlistEntry
 
 ActorType = Literal["user", "device", "system", "stripe"]
 PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser
@@ -73,7 +75,7 @@ class DomainEvent:
         }
 
 
-Tracked = Event | Booking | Payment | Ticket | CheckinDevice
+Tracked = Event | Booking | Payment | Ticket | CheckinDevice | PromoCode | WaitlistEntry
 _AUDITED = {
     "event": (
         "name",
@@ -96,6 +98,8 @@ _AUDITED = {
     "payment": ("status", "transaction_id", "failure_code", "attention", "booked"),
     "ticket": ("status", "checked_in_at", "checked_in_by", "revoked_at"),
     "checkin_device": ("name", "revoked_at"),
+    "promo_code": ("percent_off", "amount_off", "max_uses", "valid_until", "active"),
+    "waitlist_entry": ("status", "booking_id", "offer_expires_at"),
 }
 
 
@@ -118,6 +122,11 @@ def change(
         data = {"ticket_id": after.id, "booking_id": after.booking_id}
     elif isinstance(after, CheckinDevice):
         event_id, sequence, data = after.event_id, after.seq, {"device_id": after.id}
+    elif isinstance(after, WaitlistEntry):
+        event_id, sequence = after.event_id, after.seq
+        data = {"entry_id": after.id, "booking_id": after.booking_id or ""}
+    elif isinstance(after, PromoCode):
+        event_id, sequence, data = after.event_id, after.seq, {"promo_code": after.code}
     else:
         event_id, sequence = after.event_id, after.seq
         data = {"payment_id": after.id, "booking_id": after.booking_id}
@@ -131,7 +140,7 @@ def change(
         id=new_id(),
         action=f"{kind}.{action}",
         object_type=kind,
-        object_id=after.id,
+        object_id=after.code if isinstance(after, PromoCode) else after.id,
         event_id=event_id,
         company_id=after.company_id,
         actor=actor,
@@ -150,6 +159,10 @@ def _kind(obj: Tracked) -> str:
         return "ticket"
     if isinstance(obj, CheckinDevice):
         return "checkin_device"
+    if isinstance(obj, PromoCode):
+        return "promo_code"
+    if isinstance(obj, WaitlistEntry):
+        return "waitlist_entry"
     return "booking" if isinstance(obj, Booking) else "payment"
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from shared import geo
 
 Role = Literal["user", "admin"]
-EventStatus = Literal["published", "draft"]
+EventStatus = Literal["published", "draft", "cancelled"]
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -86,6 +86,8 @@ class Event:
     version: int
     created_at: datetime
     updated_at: datetime
+    cancellation_reason: str | None = None  # set when its organiser cancelled it
+    cancelled_at: datetime | None = None
     starts_at: datetime = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,15 @@ class Event:
     @property
     def is_published(self) -> bool:
         return self.status == "published"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    @property
+    def is_public(self) -> bool:
+        """Anyone may read it: published, or cancelled (its buyers must see that it was)."""
+        return self.status in ("published", "cancelled")
 
     def has_started(self, now: datetime) -> bool:
         return self.starts_at <= now
@@ -144,6 +155,9 @@ class Booking:
     latest_payment_id: str | None = None
     paid_by: str | None = None  # the payment that confirmed it
     seq: int = 1  # counts the booking's changes: the sequence of its domain events
+    promo_code: str | None = None  # it holds one use of this code of its event
+    discount: int = 0  # minor units off unit_price * quantity
+    waitlist_entry_id: str | None = None  # an offer made to this waitlist entry
 
     def status_at(self, now: datetime) -> BookingStatus:
         if self.status == "pending_payment" and self.expires_at <= now:

@@ -10,9 +10,13 @@ from pydantic.json_schema import models_json_schema
 
 from shared import schemas as s
 from shared.core import errors
+from shared.openapi_cancel import CANCEL_OPERATIONS
 from shared.openapi_links import LINKS
 from shared.openapi_operation import Operation
+from shared.openapi_promo import PROMO_OPERATIONS
+from shared.openapi_team import TEAM_OPERATIONS
 from shared.openapi_tickets import TICKET_OPERATIONS
+from shared.openapi_waitlist import WAITLIST_OPERATIONS
 
 PROBLEM = "application/problem+json"
 # What the handlers accept in each request header (functions/bookings.py, shared/services/events.py).
@@ -129,6 +133,10 @@ OPERATIONS: list[Operation] = [
 ]
 
 OPERATIONS += TICKET_OPERATIONS
+OPERATIONS += TEAM_OPERATIONS
+OPERATIONS += PROMO_OPERATIONS
+OPERATIONS += CANCEL_OPERATIONS
+OPERATIONS += WAITLIST_OPERATIONS
 
 DEV_OPERATIONS: list[Operation] = [
     Operation("POST", "/dev/token", "Mint a local ID token", {200: s.DevTokenOut}, auth="none", body=s.DevTokenIn),

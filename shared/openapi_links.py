@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from shared.openapi_promo import PROMO_LINKS
+from shared.openapi_waitlist import WAITLIST_LINKS
+
 # OpenAPI links: what a client (and schemathesis's stateful phase) can do next with an answer.
 # (method, path, status) of the answer -> {link name: (method, path) of the next operation, its parameters}.
 EVENT_ID = {"path.event_id": "$response.body#/id"}
@@ -31,6 +34,8 @@ LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = 
         "AddCheckinDevice": ("POST", "/v1/events/{event_id}/checkin-devices", EVENT_ID),
         "ListCheckinDevices": ("GET", "/v1/events/{event_id}/checkin-devices", EVENT_ID),
         "GetRevocations": ("GET", "/v1/events/{event_id}/revocations", EVENT_ID),
+        "AddPromoCode": ("POST", "/v1/events/{event_id}/promo-codes", EVENT_ID),
+        "ListWaitlist": ("GET", "/v1/events/{event_id}/waitlist", EVENT_ID),
     },
     ("GET", "/v1/events", 200): {  # a buyer's way in: an event someone else created
         "GetEvent": ("GET", "/v1/events/{event_id}", FIRST_EVENT),
@@ -56,3 +61,5 @@ LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = 
         "PayBooking": _NEXT_FOR_BOOKING["PayBooking"],  # too late: 409
     },
 }
+LINKS.update(PROMO_LINKS)
+LINKS.update(WAITLIST_LINKS)

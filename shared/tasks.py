@@ -1,4 +1,5 @@
-"""Cloud Tasks: a task per booking and expiry time, named after them, that expires the hold when it runs out.
+"""Cloud Tasks: a task per booking and expiry time, named after them, that expires the hold when it runs
+out; and a task that serves an event's waitlist right after tickets came free.
 
 The client is created on first use (cold starts). Locally it talks to the Cloud Tasks emulator over
 an insecure channel; in production the task carries an OIDC token for the invoker service account
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.core import faults
@@ -19,6 +21,8 @@ from shared.core.settings import Settings
 
 log = logging.getLogger("tasks")
 EXPIRY_GRACE = timedelta(seconds=1)
+SERVE_WINDOW = 0.2  # seconds of releases one waitlist task serves
+SERVE_MARGIN = 0.05  # after its window ends, for the clocks of the releasing process and of Cloud Tasks
 
 
 class ExpiryScheduler(Protocol):
@@ -59,23 +63,53 @@ class CloudTasksExpiryScheduler:
         for when in _faulty(at):
             self._background.submit(self._create, booking_id, when)
 
-    def _create(self, booking_id: str, at: datetime) -> None:
+    def schedule_serve(self, event_id: str) -> None:
+        """Serve the event's waitlist right after this SERVE_WINDOW: one task per event and window,
+        named after them, so a burst of releases is served by a few runs, each seeing every release
+        of its window (committed before the task is asked for). Not created: the sweep serves the
+        line within a minute."""
+        self._background.submit(self._serve, event_id, time.time())
+
+    def _serve(self, event_id: str, now: float) -> None:
         from google.api_core import exceptions as gexc
         from google.protobuf import timestamp_pb2
 
+        window = int(now / SERVE_WINDOW) + 1
         when = timestamp_pb2.Timestamp()
-        when.FromDatetime(at + EXPIRY_GRACE)
+        when.FromDatetime(datetime.fromtimestamp(window * SERVE_WINDOW + SERVE_MARGIN, UTC))
+        task = {
+            "name": f"{self.queue_path}/tasks/serve-{event_id}-{window}",
+            "schedule_time": when,
+            "http_request": self._request("serve-waitlist", {"event_id": event_id}),
+        }
+        try:
+            self.client().create_task(parent=self.queue_path, task=task, timeout=5)
+        except gexc.AlreadyExists:
+            pass  # another release of the same window asked already
+        except Exception:
+            log.warning("could not schedule serving the waitlist of event %s; the sweep will", event_id)
+
+    def _request(self, task: str, body: dict[str, str]) -> dict[str, Any]:
         request: dict[str, Any] = {
             "http_method": "POST",
-            "url": f"{self.settings.tasks_target_base_url}/tasks/expire-booking",
+            "url": f"{self.settings.tasks_target_base_url}/tasks/{task}",
             "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"booking_id": booking_id}).encode(),
+            "body": json.dumps(body).encode(),
         }
         if self.settings.tasks_invoker_service_account:
             request["oidc_token"] = {
                 "service_account_email": self.settings.tasks_invoker_service_account,
                 "audience": self.settings.tasks_target_base_url,
             }
+        return request
+
+    def _create(self, booking_id: str, at: datetime) -> None:
+        from google.api_core import exceptions as gexc
+        from google.protobuf import timestamp_pb2
+
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(at + EXPIRY_GRACE)
+        request = self._request("expire-booking", {"booking_id": booking_id})
         # Named after the booking and the time: a retried create is deduplicated, a hold extended
         # later gets a task of its own.
         name = f"{self.queue_path}/tasks/expire-{booking_id}-{int(at.timestamp())}"

@@ -38,6 +38,7 @@ class PaymentServices:
             self.root.new_uow,
             rules,
             self.root.expiry_scheduler,
+            self.root.promo.uses,
         )
 
     @cached_property
@@ -51,7 +52,13 @@ class PaymentServices:
             self.ledger,
             lambda: self.root.gateway,
             self.root.new_uow,
+            event_cancelled=self._event_cancelled,
         )
+
+    def _event_cancelled(self, event_id: str) -> bool:
+        """Read now, not from the cache: a payment right after the cancel is refused."""
+        event = self.root.event_store.get(event_id)
+        return event is not None and event.is_cancelled
 
     @cached_property
     def intake(self) -> ProviderEventIntake:
@@ -78,6 +85,8 @@ class PaymentServices:
             lambda: self.root.gateway,
             self.root.new_uow,
             self.root.tickets.issuer,
+            self.root.promo.uses,
+            self.root.waitlist.hooks,
             released=self.root.sold_slots_released,
         )
 
@@ -95,6 +104,8 @@ class PaymentServices:
             self.refunding,
             self.root.tickets.issuer,
             self.root.new_uow,
+            self.root.promo.uses,
+            self.root.waitlist.hooks,
         )
 
     @cached_property

@@ -145,3 +145,31 @@ class AlreadyCheckedIn(AppError):
 
 class TicketRevoked(AppError):
     code, status, title = "ticket_revoked", 409, "The ticket was revoked (refunded or cancelled)"
+
+
+class PromoCodeInvalid(AppError):
+    code, status, title = "promo_code_invalid", 422, "Unknown, inactive or expired promo code for this event"
+
+
+class PromoCodeExhausted(AppError):
+    code, status, title = "promo_code_exhausted", 409, "The promo code's uses are all taken"
+
+
+class PromoCodeExists(AppError):
+    code, status, title = "promo_code_exists", 409, "The event already has a promo code with that code"
+
+
+class InvalidInvitation(AppError):
+    code, status, title = "invalid_invitation", 422, "Unknown, used, revoked or expired team invitation"
+
+
+class AlreadyWaiting(AppError):
+    code, status, title = "already_waiting", 409, "You already wait for this event"
+
+
+class TicketsAvailable(AppError):
+    code, status, title = "tickets_available", 409, "Tickets are available: book them instead"
+
+
+class EventCancelled(AppError):
+    code, status, title = "event_cancelled", 409, "The event was cancelled by its organiser"

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, ge=1, le=86_400)
     max_pending_bookings_per_buyer: int = Field(default=1, ge=1, le=100)
     max_holds_per_buyer_per_minute: int = Field(default=5, ge=1, le=1000)
+    waitlist_offer_seconds: int = Field(default=3600, ge=1, le=7 * 86_400)  # how long a waitlist offer is held
 
     # Expiry: Cloud Tasks queue and where its tasks are delivered.
     expiry_queue: str = "booking-expiry"

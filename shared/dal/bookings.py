@@ -72,8 +72,9 @@ class BookingDAL(Dal):
         """A new hold: the booking, and the buyer's pending and recent holds if they are still as
         read (`buyer.recent`: the holds still inside the rate window; this one is added)."""
         uow.create(self.path(booking.id), _to_doc(booking))
+        pending = {booking.id: booking.expires_at} if booking.status == "pending_payment" else {}
         doc = {
-            "pending": {**buyer.active(booking.booking_time), booking.id: booking.expires_at},
+            "pending": {**buyer.active(booking.booking_time), **pending},
             "recent": [*buyer.recent, booking.booking_time],
         }
         buyer_path = self._buyer_path(booking.event_id, booking.user_id)
@@ -118,6 +119,9 @@ def _to_doc(booking: Booking) -> dict[str, Any]:
         "latest_payment_id": booking.latest_payment_id,
         "paid_by": booking.paid_by,
         "seq": booking.seq,
+        "promo_code": booking.promo_code,
+        "discount": booking.discount,
+        "waitlist_entry_id": booking.waitlist_entry_id,
     }
 
 
@@ -141,4 +145,7 @@ def _from_doc(doc: dict[str, Any]) -> Booking:
         latest_payment_id=doc.get("latest_payment_id"),
         paid_by=doc.get("paid_by"),
         seq=doc.get("seq", 1),
+        promo_code=doc.get("promo_code"),
+        discount=doc.get("discount", 0),
+        waitlist_entry_id=doc.get("waitlist_entry_id"),
     )

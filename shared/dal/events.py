@@ -63,6 +63,16 @@ class EventDAL(Dal):
                 return found, None
         return found, cursor
 
+    def cancelled_since(self, since: datetime, limit: int) -> list[Event]:
+        """Events cancelled at or after `since` (the sweep resumes their cancellations)."""
+        query = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter("status", "==", "cancelled"))
+            .where(filter=FieldFilter("cancelled_at", ">=", since))
+            .limit(limit)
+        )
+        return [_from_doc(s.to_dict() or {}) for s in query.stream()]
+
     def _published_query(self, query: EventQuery) -> firestore.Query:
         q = self.client.collection(self.collection).where(filter=FieldFilter("status", "==", "published"))
         if query.geohash_precision is not None:
@@ -99,6 +109,8 @@ def _to_doc(event: Event) -> dict[str, Any]:
         "created_at": event.created_at,
         "updated_at": event.updated_at,
         "search_tokens": event.search_tokens(),
+        "cancellation_reason": event.cancellation_reason,
+        "cancelled_at": event.cancelled_at,
     }
     doc.update({f"geohash_{p}": cell for p, cell in event.geohashes().items()})
     return doc
@@ -126,4 +138,6 @@ def _from_doc(doc: dict[str, Any]) -> Event:
         version=doc["version"],
         created_at=as_utc(doc["created_at"]),
         updated_at=as_utc(doc["updated_at"]),
+        cancellation_reason=doc.get("cancellation_reason"),
+        cancelled_at=as_utc(doc["cancelled_at"]) if doc.get("cancelled_at") else None,
     )

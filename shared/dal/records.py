@@ -85,6 +85,7 @@ class HoldPlan:
     claims: list[tuple[int, Claim | None]]  # slot number, expired claim to take over (or None)
     buyer: BuyerHolds
     idempotency: IdempotencyRecord | None = None
+    uses: list[tuple[int, Claim | None]] = field(default_factory=list)  # the promo code's use slot
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""UserDAL and CompanyDAL: users, the identity that owns each, unique usernames, companies."""
+"""UserDAL and CompanyDAL: users, the identity that owns each, unique usernames, companies.
+
+A registration creates its documents in one commit: on its own (`register`), or staged into a unit
+of work that also marks the invitation it used accepted (`stage_register`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from dataclasses import asdict
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.dal.base import Dal, as_utc, commit, revision
-from shared.dal.records import DocumentExists, IdentityTaken, Revision, UsernameTaken
+from shared.dal.records import DocumentExists, IdentityTaken, Revision, UnitOfWork, UsernameTaken
 from shared.models import Company, User
 
 IDENTITIES = "identities"
@@ -48,20 +54,34 @@ class UserDAL(Dal):
     def register(self, user: User, company: Company | None) -> None:
         """Create the user, its identity claim, its username and company, all or nothing."""
         batch = self.client.batch()
-        batch.create(
-            self.client.collection(IDENTITIES).document(user.identity_key),
-            {"user_id": user.id, "role": user.role, "company_id": user.company_id},
-        )
-        batch.create(self._username_ref(user.username), {"user_id": user.id})
-        batch.create(self.ref(user.id), asdict(user))
-        if company is not None:
-            batch.create(self.client.collection(CompanyDAL.collection).document(company.id), asdict(company))
+        for path, data in _registration(user, company):
+            batch.create(self.client.document(path), data)
         try:
             commit(batch)
         except DocumentExists:
             if self.access_for(user.identity_key) is not None:
                 raise IdentityTaken from None
             raise UsernameTaken from None
+
+    def stage_register(self, uow: UnitOfWork, user: User, company: Company | None) -> None:
+        """The creates of `register`, staged into a unit of work that commits more with them (the
+        invitation used). A DocumentExists at its commit: the identity registered (`access_for`), or
+        else the username taken."""
+        for path, data in _registration(user, company):
+            uow.create(path, data)
+
+    def page_of_company(self, company_id: str, limit: int, after: str | None) -> tuple[list[User], str | None]:
+        """A company's users in id order (the single-field index serves it), and the next cursor."""
+        query = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter("company_id", "==", company_id))
+            .order_by(FieldPath.document_id())
+        )
+        if after:
+            query = query.start_after({FieldPath.document_id(): self.ref(after)})
+        found = [_user(s.to_dict() or {}) for s in query.limit(limit + 1).stream()]
+        page = found[:limit]
+        return page, page[-1].id if len(found) > limit and page else None
 
     def get_for_update(self, user_id: str) -> tuple[User, Revision] | None:
         snap = self.ref(user_id).get()
@@ -82,6 +102,18 @@ class UserDAL(Dal):
 
     def _username_ref(self, username: str) -> firestore.DocumentReference:
         return self.client.collection(USERNAMES).document(username.casefold())
+
+
+def _registration(user: User, company: Company | None) -> list[tuple[str, dict[str, Any]]]:
+    """The documents a registration creates: identity claim, username claim, user, new company."""
+    docs: list[tuple[str, dict[str, Any]]] = [
+        (f"{IDENTITIES}/{user.identity_key}", {"user_id": user.id, "role": user.role, "company_id": user.company_id}),
+        (f"{USERNAMES}/{user.username.casefold()}", {"user_id": user.id}),
+        (f"{UserDAL.collection}/{user.id}", asdict(user)),
+    ]
+    if company is not None:
+        docs.append((f"{CompanyDAL.collection}/{company.id}", asdict(company)))
+    return docs
 
 
 def _user(data: dict[str, Any]) -> User:

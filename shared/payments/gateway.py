@@ -56,6 +56,11 @@ class BadSignature(Exception):
     not an event we can read)."""
 
 
+class Refused(Exception):
+    """The provider will not do it (a refund of a charge it does not hold, say): asking again with
+    the same key gets the same answer. A person must look."""
+
+
 class NotCancellable(Exception):
     """The intent moved on (it succeeded or is processing) and can no longer be cancelled."""
 

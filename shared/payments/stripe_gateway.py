@@ -18,6 +18,7 @@ from shared.payments.gateway import (
     ProviderBusy,
     ProviderEvent,
     ProviderUnavailable,
+    Refused,
     UnknownPaymentMethod,
 )
 
@@ -110,10 +111,15 @@ class StripeGateway:
                 yield _intent(intent)
 
     def refund(self, intent_id: str, *, idempotency_key: str) -> str:
-        with _translated(intent_id):
-            refund = self.client.v1.refunds.create(
-                params={"payment_intent": intent_id}, options={"idempotency_key": idempotency_key}
-            )
+        try:
+            with _translated(intent_id):
+                refund = self.client.v1.refunds.create(
+                    params={"payment_intent": intent_id}, options={"idempotency_key": idempotency_key}
+                )
+        except stripe.InvalidRequestError as exc:  # e.g. no charge to refund
+            if exc.code == "charge_already_refunded":  # by an earlier call whose key has expired (24 h)
+                return "already_refunded"
+            raise Refused(exc.user_message or str(exc)) from None
         return str(refund.id)
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> ProviderEvent:

@@ -15,6 +15,8 @@ from shared.schemas.common import (
 )
 from shared.schemas.events import BookingCounts, EventFields, EventIn, EventOut, EventPatch, EventSearch, EventStatsOut
 from shared.schemas.payments import PaymentIn, PaymentOut
+from shared.schemas.promo import PromoCodeIn, PromoCodeOut, PromoCodePatch
+from shared.schemas.team import InvitationCreated, InvitationIn, InvitationOut
 from shared.schemas.tickets import (
     AttendeeOut,
     BatchIn,
@@ -34,6 +36,7 @@ from shared.schemas.tickets import (
     TicketOut,
 )
 from shared.schemas.users import CompanyIn, CompanyOut, UserIn, UserOut, UserPatch
+from shared.schemas.waitlist import WaitlistEntryOut, WaitlistJoinIn
 
 __all__ = [
     "MAX_CAPACITY",
@@ -62,12 +65,18 @@ __all__ = [
     "EventSearch",
     "EventStatsOut",
     "Health",
+    "InvitationCreated",
+    "InvitationIn",
+    "InvitationOut",
     "ListQuery",
     "ObjectRef",
     "Page",
     "PaymentIn",
     "PaymentOut",
     "Problem",
+    "PromoCodeIn",
+    "PromoCodeOut",
+    "PromoCodePatch",
     "RevocationsOut",
     "ScanIn",
     "ScanResultOut",
@@ -79,4 +88,6 @@ __all__ = [
     "UserIn",
     "UserOut",
     "UserPatch",
+    "WaitlistEntryOut",
+    "WaitlistJoinIn",
 ]

@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from shared.models import Booking
 from shared.schemas.common import Strict
 from shared.schemas.payments import PaymentOut
 
+PromoCodeText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,32}$")]
+
 
 class BookingIn(Strict):
     quantity: Annotated[int, Field(ge=1, le=100)]
+    promo_code: PromoCodeText | None = Field(default=None, description="matched case-insensitively")
 
 
 class BookingOut(BaseModel):
@@ -22,7 +25,9 @@ class BookingOut(BaseModel):
     user_id: str
     quantity: int
     unit_price: int
-    total_cost: int
+    total_cost: int = Field(description="unit_price * quantity - discount: exactly what is charged")
+    promo_code: str | None
+    discount: int
     currency: str
     status: Literal["pending_payment", "confirmed", "expired", "cancelled", "refunded"]
     booking_time: dt.datetime
@@ -38,6 +43,8 @@ class BookingOut(BaseModel):
             quantity=booking.quantity,
             unit_price=booking.unit_price,
             total_cost=booking.total_cost,
+            promo_code=booking.promo_code,
+            discount=booking.discount,
             currency=booking.currency,
             status=booking.status_at(now),
             booking_time=booking.booking_time,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.models import Event
+from shared.schemas.cancel import CancellationOut
 from shared.schemas.common import HHMM, MAX_CAPACITY, Currency, Day, Money, Name, Strict
 
 
@@ -105,14 +106,17 @@ class EventOut(BaseModel):
     current_price: int
     currency: str
     max_tickets_per_booking: int
-    status: Literal["published", "draft"]
+    status: Literal["published", "draft", "cancelled"]
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
     distance_km: float | None = Field(default=None, description="only in searches around a point")
+    cancellation: CancellationOut | None = Field(default=None, description="null unless the event was cancelled")
 
     @classmethod
-    def of(cls, event: Event, taken: int, distance_km: float | None = None) -> EventOut:
+    def of(
+        cls, event: Event, taken: int, distance_km: float | None = None, cancellation: CancellationOut | None = None
+    ) -> EventOut:
         return cls(
             id=event.id,
             company_id=event.company_id,
@@ -138,6 +142,7 @@ class EventOut(BaseModel):
             created_at=event.created_at,
             updated_at=event.updated_at,
             distance_km=None if distance_km is None else round(distance_km, 3),
+            cancellation=cancellation,
         )
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from shared.models import Company, User
 from shared.schemas.common import CountryCode, Email, Name, Phone, Strict, Username
+
+# Any text up to a bound: a code of another shape is just an unknown code (422 invalid_invitation).
+InvitationCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class CompanyIn(Strict):
@@ -28,13 +31,22 @@ class UserIn(Strict):
     phone_number: Phone
     role: Literal["user", "admin"]
     company: CompanyIn | None = None
+    invitation: InvitationCode | None = Field(
+        default=None,
+        description="role admin, instead of company: the code of an invitation to join the inviting company"
+        " (unknown, used, revoked or expired: 422 invalid_invitation)",
+    )
 
     @model_validator(mode="after")
     def _company_matches_role(self) -> Self:
-        if self.role == "admin" and self.company is None:
-            raise ValueError("company is required when role is admin")
+        if self.company is not None and self.invitation is not None:
+            raise ValueError("give company or invitation, not both")
+        if self.role == "admin" and self.company is None and self.invitation is None:
+            raise ValueError("company (or invitation) is required when role is admin")
         if self.role == "user" and self.company is not None:
             raise ValueError("company is only for role admin")
+        if self.role == "user" and self.invitation is not None:
+            raise ValueError("invitation is only for role admin")
         return self
 
 

@@ -11,6 +11,7 @@ from typing import Protocol
 from shared import geo
 from shared.core.errors import (
     CapacityBelowSold,
+    EventCancelled,
     Forbidden,
     NotFound,
     PreconditionRequired,
@@ -21,6 +22,7 @@ from shared.dal.records import ConcurrentUpdate, EventQuery, Revision, UnitOfWor
 from shared.domain_events import Actor, change
 from shared.models import Event, new_id, utcnow, words
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch, Page
+from shared.schemas.cancel import CancellationOut
 from shared.services.identity import Principal
 from shared.services.paging import decode_token, encode_token, fingerprint
 
@@ -55,9 +57,10 @@ class EventView:
     event: Event
     taken: int
     distance_km: float | None = None
+    cancellation: CancellationOut | None = None  # a cancelled event's progress (shared/services/cancelling)
 
     def out(self) -> EventOut:
-        return EventOut.of(self.event, self.taken, self.distance_km)
+        return EventOut.of(self.event, self.taken, self.distance_km, self.cancellation)
 
 
 def _field_error(field: str, message: str) -> ValidationFailed:
@@ -113,13 +116,15 @@ class EventService:
         """Compare and set: the version the caller read must still be the stored one, and the
         document must not change between this read and the write. Of concurrent updates with the
         same If-Match exactly one wins; the others are 412, whatever the contention."""
-        expected = _expected_version(if_match, patch.version)
         found = self.events.get_for_update(event_id)
-        if found is None or not (found[0].is_published or principal.manages(found[0].company_id)):
+        if found is None or not (found[0].is_public or principal.manages(found[0].company_id)):
             raise NotFound("event not found")
         current, read_at = found
         if not principal.manages(current.company_id):
             raise Forbidden("only the owning company's admins change an event")
+        if current.is_cancelled:
+            raise EventCancelled("a cancelled event is not changed any more")
+        expected = _expected_version(if_match, patch.version)
         if current.version != expected:
             raise VersionConflict(f"current version is {current.version}")
         now = utcnow()
@@ -142,6 +147,8 @@ class EventService:
             latest = self.events.get(event_id)
             # Give back only what the winner's capacity does not retire itself.
             self.capacity.undo(event_id, [n for n in retired if latest is None or n < latest.capacity])
+            if latest is not None and latest.is_cancelled:
+                raise EventCancelled("the event was cancelled meanwhile") from None
             raise VersionConflict(f"current version is {latest.version if latest else expected + 1}") from None
         except Exception:  # committed or not, nobody knows (the answer was lost): act as if it was
             self._after_commit(event_id, current, revised)
@@ -185,7 +192,7 @@ class EventService:
         event = self.events.get(event_id)
         if event is None:
             raise NotFound("event not found")
-        if not event.is_published and not (principal and principal.manages(event.company_id)):
+        if not event.is_public and not (principal and principal.manages(event.company_id)):
             raise NotFound("event not found")
         return event
 

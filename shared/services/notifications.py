@@ -1,4 +1,5 @@
-"""Tell the buyer their booking is confirmed: one email per booking, however often the news comes."""
+"""Tell the buyer their booking is confirmed, or that the waitlist offers them tickets: one email per
+booking and kind, however often the news comes."""
 
 from __future__ import annotations
 
@@ -71,6 +72,35 @@ class ConfirmationNotifier:
             raise
         self.sent.mark_sent(booking.id, "confirmation")
         log.info("confirmation sent for booking %s", booking.id)
+        return "sent"
+
+    def offer_made(self, booking_id: str) -> str:
+        """The waitlist offered this booking: tell its buyer how long they have to pay."""
+        found = self.bookings.get(booking_id)
+        if found is None or found[0].waitlist_entry_id is None:
+            return "ignored"
+        booking = found[0]
+        user, event = self.users.get(booking.user_id), self.events.get(booking.event_id)
+        if user is None or event is None:
+            return "ignored"
+        if not self.sent.claim(booking.id, "offer"):
+            return "already sent"
+        until = booking.expires_at.isoformat(timespec="minutes").replace("+00:00", " UTC")
+        body = "\n".join(
+            [
+                f"Hello {user.name},",
+                "",
+                f"tickets came free for {event.name}, and you were next on the waitlist:",
+                f"booking {booking.id} holds {booking.quantity} ticket(s) for you until {until}.",
+                f"Pay {booking.total_cost / 100:.2f} {booking.currency} before then to keep them.",
+            ]
+        )
+        try:
+            self.sender.send(user.email, f"Tickets for {event.name} are yours to take", body)
+        except Exception:
+            self.sent.release(booking.id, "offer")
+            raise
+        self.sent.mark_sent(booking.id, "offer")
         return "sent"
 
 

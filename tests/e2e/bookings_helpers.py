@@ -36,6 +36,8 @@ BOOKING_FIELDS = {
     "status",
     "booking_time",
     "expires_at",
+    "promo_code",
+    "discount",
 }
 # Fields the API may add beyond API.md's hold answer (GET /v1/bookings/{id} carries the payment).
 EXTRA_BOOKING_FIELDS = {"payment"}
@@ -271,6 +273,7 @@ NO_TASKS = {
     "CLOUD_TASKS_EMULATOR_HOST": "127.0.0.1:1",
     "FAULT_PLAN": "seed=0,rate=0",
     "OUTBOX_GRACE_SECONDS": "2",
+    "WAITLIST_OFFER_SECONDS": "3",  # offers run out as holds do: the next in line is served
 }
 
 

@@ -168,6 +168,10 @@ class World:
     ticket_id: str  # the first ticket of the confirmed booking
     other_buyer: str
     rival: str
+    invitation_id: str  # a pending invitation of company_id (revoked by the revoke route)
+    promo_code: str  # a promo code of event_id (changed by the PATCH route)
+    cancel_event_id: str  # published, nothing booked (cancelled by the cancel route)
+    entry_id: str  # the buyer's waitlist entry of a sold-out event (left by the DELETE route)
 
 
 # Path parameter -> World attribute, unless a Case says otherwise.
@@ -177,6 +181,9 @@ DEFAULT_PARAMS = {
     "payment_id": "payment_id",
     "device_id": "device_id",
     "ticket_id": "ticket_id",
+    "invitation_id": "invitation_id",
+    "code": "promo_code",
+    "entry_id": "entry_id",
 }
 
 
@@ -188,6 +195,7 @@ class Case:
     body: Callable[[], Any] | None = None  # called per request: a fresh body (usernames must differ)
     params: dict[str, str] = field(default_factory=dict)  # path parameter -> World attribute
     if_match: bool = False  # send the event's current ETag
+    if_match_of: str = "event_id"  # the World attribute naming that event
 
     @property
     def name(self) -> str:
@@ -222,6 +230,14 @@ CASES = [
     Case("GET", "/v1/users/me", registered("200")),
     Case("PATCH", "/v1/users/me", registered("200"), body=lambda: {"name": "Changed Name"}),
     Case("GET", "/v1/bookings", registered("200")),
+    Case("GET", "/v1/waitlist", registered("200")),
+    Case(
+        "POST",
+        "/v1/events/{event_id}/waitlist",
+        registered("409 tickets_available"),
+        body=lambda: {"quantity": 1},
+        params={"event_id": "open_event_id"},
+    ),
     Case(
         "POST",
         "/v1/events/{event_id}/bookings",
@@ -234,9 +250,36 @@ CASES = [
     Case("GET", "/v1/attention", any_admin("200")),
     # Admins of the owning company only.
     Case("GET", "/v1/companies/{company_id}", company_admin("200")),
+    Case(
+        "POST",
+        "/v1/companies/{company_id}/invitations",
+        company_admin("201"),
+        body=lambda: {"email": f"invitee-{secrets.token_hex(4)}@example.com"},
+    ),
+    Case("GET", "/v1/companies/{company_id}/invitations", company_admin("200")),
+    Case("DELETE", "/v1/companies/{company_id}/invitations/{invitation_id}", company_admin("200")),
+    Case("GET", "/v1/companies/{company_id}/members", company_admin("200")),
     Case("PATCH", "/v1/events/{event_id}", company_admin("200"), body=lambda: {"name": "Renamed"}, if_match=True),
+    Case(
+        "POST",
+        "/v1/events/{event_id}/cancel",
+        company_admin("202"),
+        body=lambda: {"reason": "Matrix"},
+        params={"event_id": "cancel_event_id"},
+        if_match=True,
+        if_match_of="cancel_event_id",
+    ),
     Case("GET", "/v1/events/{event_id}/audit", company_admin("200")),
     Case("GET", "/v1/events/{event_id}/stats", company_admin("200")),
+    Case("GET", "/v1/events/{event_id}/waitlist", company_admin("200")),
+    Case(
+        "POST",
+        "/v1/events/{event_id}/promo-codes",
+        company_admin("201"),
+        body=lambda: {"code": f"C{secrets.token_hex(4)}", "percent_off": 10},
+    ),
+    Case("GET", "/v1/events/{event_id}/promo-codes", company_admin("200")),
+    Case("PATCH", "/v1/events/{event_id}/promo-codes/{code}", company_admin("200"), body=lambda: {"active": True}),
     Case("GET", "/v1/events/{event_id}/bookings", company_admin("200")),
     # The door: the event's company admins (and its check-in devices: tests/e2e/test_checkin.py).
     Case("POST", "/v1/events/{event_id}/checkins", company_admin("422 invalid_ticket"), body=lambda: {"code": "x.y"}),
@@ -281,6 +324,11 @@ CASES = [
         params={"booking_id": "pending_booking_id"},
     ),
     Case(
+        "DELETE",
+        "/v1/waitlist/{entry_id}",
+        Access(UNAUTHENTICATED, UNAUTHENTICATED, NOT_REGISTERED, "200", NOT_FOUND, NOT_FOUND, NOT_FOUND),
+    ),
+    Case(
         "POST",
         "/v1/bookings/{booking_id}/cancel",
         Access(UNAUTHENTICATED, UNAUTHENTICATED, NOT_REGISTERED, "200", NOT_FOUND, NOT_FOUND, FORBIDDEN),
@@ -314,6 +362,7 @@ def world(api: Api) -> World:
     event = api.create_event(admin, name=f"Matrix {tag}")
     other_event = api.create_event(admin, name=f"Matrix cancel {tag}")
     open_event = api.create_event(admin, name=f"Matrix open {tag}")
+    doomed_event = api.create_event(admin, name=f"Matrix doomed {tag}")
     buyer, _ = api.register_buyer()
     confirmed = book(api, buyer, event["id"])
     payment = paid(api, buyer, confirmed["id"], "pm_card_visa")
@@ -324,6 +373,16 @@ def world(api: Api) -> World:
     rival, _ = api.register_admin()
     device = api.call("POST", f"/v1/events/{event['id']}/checkin-devices", admin, json={"name": "Gate 1"})
     assert device.status_code == 201, device.text
+    invitation = api.call(
+        "POST", f"/v1/companies/{admin_user['company_id']}/invitations", admin, json={"email": "i@example.com"}
+    )
+    assert invitation.status_code == 201, invitation.text
+    code = api.call("POST", f"/v1/events/{event['id']}/promo-codes", admin, json={"code": "MATRIX", "amount_off": 100})
+    assert code.status_code == 201, code.text
+    sold_out = api.create_event(admin, name=f"Matrix sold out {tag}", capacity=1)
+    book(api, other_buyer, sold_out["id"])
+    waiting = api.call("POST", f"/v1/events/{sold_out['id']}/waitlist", buyer, json={"quantity": 1})
+    assert waiting.status_code == 201, waiting.text
     return World(
         admin=admin,
         company_id=admin_user["company_id"],
@@ -338,6 +397,10 @@ def world(api: Api) -> World:
         ticket_id=f"{confirmed['id']}-1",
         other_buyer=other_buyer,
         rival=rival,
+        invitation_id=invitation.json()["id"],
+        promo_code="MATRIX",
+        cancel_event_id=doomed_event["id"],
+        entry_id=waiting.json()["id"],
     )
 
 
@@ -355,7 +418,7 @@ def path_of(case: Case, world: World) -> str:
 def send(api: Api, world: World, case: Case, authorization: str | None) -> requests.Response:
     headers: dict[str, str] = {}
     if case.if_match:
-        current = api.call("GET", f"/v1/events/{world.event_id}", world.admin)
+        current = api.call("GET", f"/v1/events/{getattr(world, case.if_match_of)}", world.admin)
         assert current.status_code == 200, current.text
         headers["If-Match"] = current.headers["ETag"]
     if authorization is not None:

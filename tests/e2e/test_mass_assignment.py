@@ -87,6 +87,9 @@ EVENT_CREATE = {
     "created_at": "2020-01-01T00:00:00Z",
     "updated_at": "2020-01-01T00:00:00Z",
     "status": "cancelled",  # only "published" or "draft" on creation
+    "cancellation": {"reason": "x", "cancelled_at": "2020-01-01T00:00:00Z"},  # only POST .../cancel cancels
+    "cancellation_reason": "x",
+    "cancelled_at": "2020-01-01T00:00:00Z",
 }
 
 
@@ -123,6 +126,9 @@ EVENT_PATCH = {
     "created_at": "2020-01-01T00:00:00Z",
     "updated_at": "2020-01-01T00:00:00Z",
     "status": "cancelled",
+    "cancellation": {"reason": "x", "cancelled_at": "2020-01-01T00:00:00Z"},
+    "cancellation_reason": "x",
+    "cancelled_at": "2020-01-01T00:00:00Z",
 }
 
 
@@ -164,6 +170,7 @@ BOOKING = {
     "id": "chosen-booking-id",
     "expires_at": "2099-01-01T00:00:00Z",
     "booking_time": "2020-01-01T00:00:00Z",
+    "discount": 100_000,
 }
 
 

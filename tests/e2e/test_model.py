@@ -3,17 +3,21 @@ localstripe) through random sequences of ticketing steps and compares them, afte
 small reference model (tests/e2e/model_reference.py) and with the invariant checker
 (dev/invariants.py).
 
-Steps (rules): hold; pay (card that succeeds, card that is declined, no card: an attempt for
-client-side confirmation); client-side confirmation as Stripe.js does it (before or after the hold
-ran out: a late payment); Stripe webhooks re-delivered, signed, built from the intent as localstripe
-stores it (as it is, twice with one event id, and a stale `payment_failed` after a success); the
-expiry task (early, on time, twice; "never" is letting the hold lapse with no task); the sweep; the
-reconciler; cancel; refund; capacity change; event update (current, stale and missing If-Match);
-check-in of a ticket at the door, by one gate or two at the same moment (admitted once, refused
-once admitted or once its booking is refunded; the checker's ticket rules hold after every step);
-and a crash at a step boundary: the next step that writes dies after its first or second commit
-(before the publish and the reply: 502), or its commit succeeds while it sees UNAVAILABLE, and the
-client retries it as it was sent (same Idempotency-Key, same If-Match), as a real client does.
+Steps (rules): hold (with no code, or one of the event's promo codes: half off with 2 uses, or free
+with 1 use, which confirms the booking at once); pay (card that succeeds, card that is declined, no
+card: an attempt for client-side confirmation); client-side confirmation as Stripe.js does it
+(before or after the hold ran out: a late payment); Stripe webhooks re-delivered, signed, built from
+the intent as localstripe stores it (as it is, twice with one event id, and a stale `payment_failed`
+after a success); the expiry task (early, on time, twice; "never" is letting the hold lapse with no
+task); the sweep; the reconciler; cancel; refund; capacity change; event update (current, stale and
+missing If-Match); check-in of a ticket at the door, by one gate or two at the same moment (admitted
+once, refused once admitted or once its booking is refunded; the checker's ticket rules hold after
+every step); joining the waitlist (answered only while the quantity cannot be booked), leaving it,
+and paying a booking the waitlist offered (offers are made by the line server, run by the sweep
+while the system settles, and learnt by the model at rest); and a crash at a step boundary: the next
+step that writes dies after its first or second commit (before the publish and the reply: 502), or
+its commit succeeds while it sees UNAVAILABLE, and the client retries it as it was sent (same
+Idempotency-Key, same If-Match), as a real client does.
 
 After every step that can change money or tickets: the invariants hold once the system is quiet
 (`check(..., settle=...)`), every answer was one the model allows, every booking reads as a status
@@ -57,7 +61,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, 
 from dev import invariants
 from dev.stack import Stack
 from tests.e2e.bookings_helpers import NO_TASKS, Http, code_of, shared_stack
-from tests.e2e.model_reference import EDGE, PENDING, Booking, Model, ts
+from tests.e2e.model_reference import EDGE, PENDING, Booking, Entry, Model, ts
 from tests.e2e.payments_helpers import confirm_as_stripe_js, deliver, stripe_event
 
 SETTLE = 20.0  # seconds for the system to come to rest after a step (Pub/Sub, finaliser, webhooks)
@@ -76,6 +80,7 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate] + (
     [Phase.shrink] if os.environ.get("MODEL_SHRINK") != "0" else []
 )
 METHODS = ["pm_card_visa", "pm_card_chargeCustomerFail", None]
+CODES = {"HALF": (50, 2), "FREE": (100, 1)}  # promo codes of the event: percent_off, max_uses
 
 
 def now() -> datetime:
@@ -145,7 +150,9 @@ class TicketingMachine(RuleBasedStateMachine):
         self.http = ENV.http
         self.http.armed, self.http.unsettled = None, False  # a crash of the last program goes with it
         self.admin, _ = self.http.register("admin")
-        self.buyers = [self.http.register("user")[0] for _ in range(BUYERS)]
+        registered = [self.http.register("user") for _ in range(BUYERS)]
+        self.buyers = [token for token, _ in registered]
+        self.buyer_ids = [str(user["id"]) for _, user in registered]
         event = self.http.create_event(self.admin, name=f"Model {secrets.token_hex(3)}", **EVENT)
         self.event_id = str(event["id"])
         self.model = Model(
@@ -155,6 +162,11 @@ class TicketingMachine(RuleBasedStateMachine):
             surge_threshold=SURGE_THRESHOLD,
             version=int(event["version"]),
         )
+        for code, (percent_off, max_uses) in CODES.items():
+            body = {"code": code, "percent_off": percent_off, "max_uses": max_uses}
+            made = self.http.call("POST", f"/v1/events/{self.event_id}/promo-codes", self.admin, json=body)
+            assert made.status_code == 201, made.text
+            self.model.codes[code] = (percent_off, max_uses)
         self.dirty = True  # the last step may have changed money or tickets: check everything
         self.log: list[str] = []
 
@@ -198,16 +210,24 @@ class TicketingMachine(RuleBasedStateMachine):
 
     # ---- rules -----------------------------------------------------------------------------------
 
-    @rule(target=bookings, buyer=st.integers(0, BUYERS - 1), quantity=st.integers(1, 3))
-    def hold(self, buyer: int, quantity: int) -> Any:
+    @rule(
+        target=bookings,
+        buyer=st.integers(0, BUYERS - 1),
+        quantity=st.integers(1, 3),
+        code=st.sampled_from([None, None, *CODES]),
+    )
+    def hold(self, buyer: int, quantity: int, code: str | None = None) -> Any:
         self.note("hold", locals())
         attempts = self.model.hold_attempts.setdefault(buyer, [])
         attempts.append(now())
         key = secrets.token_hex(8)
-        response, t0, t1 = self.timed(lambda: self.http.hold(self.buyers[buyer], self.event_id, quantity, key=key))
+        body = {"quantity": quantity, **({"promo_code": code.lower()} if code else {})}
+        response, t0, t1 = self.timed(
+            lambda: self.http.hold(self.buyers[buyer], self.event_id, quantity, key=key, body=body)
+        )
         if self.http.crashed:
             attempts.append(t1)  # the retry is an attempt too
-        allowed = self.model.hold_answers(buyer, quantity, t0, t1)
+        allowed = self.model.hold_answers(buyer, quantity, t0, t1, code)
         prices = self.model.prices(t0, t1)
         got = self.answer(response, allowed, f"hold {quantity} by buyer {buyer}")
         if got != "201":
@@ -215,13 +235,16 @@ class TicketingMachine(RuleBasedStateMachine):
             # what Hypothesis draws next, does not depend on the system's answers while it shrinks.
             return f"refused-{secrets.token_hex(4)}"
         body = response.json()
-        assert body["status"] == PENDING, body
         assert body["quantity"] == quantity, body
         assert body["unit_price"] in prices, (
             f"unit price {body['unit_price']}, the model allows {sorted(prices)}: {body}" + self.steps()
         )
-        assert body["total_cost"] == body["unit_price"] * quantity, body
+        discount = self.model.discount(code, body["unit_price"], quantity)
+        assert (body["promo_code"], body["discount"]) == (code, discount), body
+        assert body["total_cost"] == body["unit_price"] * quantity - discount, body
+        assert body["status"] == ("confirmed" if body["total_cost"] == 0 else PENDING), body
         b = Booking(str(body["id"]), buyer, quantity, int(body["unit_price"]), ts(body["expires_at"]))
+        b.code, b.total, b.status = code, int(body["total_cost"]), str(body["status"])
         self.model.bookings[b.id] = b
         return b.id
 
@@ -244,7 +267,7 @@ class TicketingMachine(RuleBasedStateMachine):
             b.payments.append(payment)
             if method == "pm_card_visa":
                 assert payment["status"] == "succeeded", payment
-                assert payment["amount"] == b.unit_price * b.quantity, payment
+                assert payment["amount"] == b.total, payment
                 b.open_payment = None
                 b.expect = self.model.late_charge_outcome(b, t0, t1)
             else:
@@ -455,6 +478,55 @@ class TicketingMachine(RuleBasedStateMachine):
         seen(f"check_in: {got}")
         self.dirty = True
 
+    @rule(buyer=st.integers(0, BUYERS - 1), quantity=st.integers(1, 3))
+    def join_waitlist(self, buyer: int, quantity: int) -> None:
+        self.note("join_waitlist", locals())
+        path, body = f"/v1/events/{self.event_id}/waitlist", {"quantity": quantity}
+        response, t0, t1 = self.timed(lambda: self.http.call("POST", path, self.buyers[buyer], json=body))
+        allowed = self.model.join_answers(buyer, quantity, t0, t1)
+        if self.http.crashed and "201" in allowed:
+            allowed.add("409 already_waiting")  # the crashed try joined: the retry finds its entry
+        got = self.answer(response, allowed, f"join_waitlist {quantity} by buyer {buyer}")
+        if got == "201":
+            made = response.json()
+            assert (made["status"], made["quantity"], made["booking_id"]) == ("waiting", quantity, None), made
+            self.model.entries[made["id"]] = Entry(made["id"], buyer, quantity)
+        self.dirty = True
+
+    @rule(pick=st.integers(0, 10))
+    def leave_waitlist(self, pick: int) -> None:
+        self.note("leave_waitlist", locals())
+        if not self.model.entries:
+            return
+        entry = list(self.model.entries.values())[pick % len(self.model.entries)]
+        response = self.http.call("DELETE", f"/v1/waitlist/{entry.id}", self.buyers[entry.buyer])
+        got = self.answer(response, self.model.leave_answers(entry), f"leave_waitlist {entry.id} ({entry.status})")
+        if got == "200":
+            assert response.json()["status"] == "left", response.text
+            entry.status = "left"
+        self.dirty = True
+
+    @rule(pick=st.integers(0, 10))
+    def pay_offer(self, pick: int) -> None:
+        """The buyer pays a booking the waitlist offered them (its entry is then fulfilled)."""
+        self.note("pay_offer", locals())
+        offers = [b for b in self.model.bookings.values() if b.offer]
+        if not offers:
+            return
+        b = offers[pick % len(offers)]
+        key = {"Idempotency-Key": secrets.token_hex(8)}
+        body = {"payment_method": "pm_card_visa"}
+        path = f"/v1/bookings/{b.id}/payments"
+        response, t0, t1 = self.timed(lambda: self.http.call("POST", path, self.owner(b), json=body, headers=key))
+        allowed = self.model.pay_answers(b, "pm_card_visa", t0, t1)
+        if self.http.crashed and "201" in allowed:
+            allowed.add("200")
+        got = self.answer(response, allowed, f"pay_offer {b.id}")
+        if got in ("200", "201"):
+            assert response.json()["amount"] == b.total, response.text
+            b.expect = self.model.late_charge_outcome(b, t0, t1)
+        self.dirty = True
+
     @rule(boundary=st.sampled_from(BOUNDARIES))
     def crash_next_write(self, boundary: str) -> None:
         """The next step that writes dies at `boundary`; the client then retries it unchanged."""
@@ -473,7 +545,11 @@ class TicketingMachine(RuleBasedStateMachine):
         response = self.http.call("PATCH", f"/v1/events/{self.event_id}", self.admin, json=body, headers=headers)
         expected = {"current": "200", "stale": "412 version_conflict", "missing": "428 precondition_required"}
         allowed = {expected[if_match]} | ({"412 version_conflict"} if self.http.crashed else set())
+        if self.model.cancelled:
+            allowed = {"409 event_cancelled"}  # it wins over any other refusal
         got = self.answer(response, allowed, f"event update with {if_match} If-Match")
+        if got == "409 event_cancelled":
+            return
         if got == "412 version_conflict" and if_match == "current":  # the crashed try committed
             event = self.http.event(self.event_id, self.admin)
             assert event["version"] == self.model.version + 1, f"412 after a crash, yet unchanged: {event}"
@@ -485,7 +561,55 @@ class TicketingMachine(RuleBasedStateMachine):
             assert event["description"] == body["description"], event
             self.model.version = int(event["version"])
 
+    @rule(if_match=st.sampled_from(["current", "stale", "missing"]))
+    def cancel_event(self, if_match: str) -> None:
+        """The organiser cancels the event: from then on holds, payments and changes are refused,
+        every booking comes to rest cancelled, refunded or expired (the sweep finishes the fan-out
+        on this stack without Cloud Tasks), and a payment made afterwards is refunded."""
+        self.note("cancel_event", locals())
+        headers = {
+            "current": {"If-Match": f'"{self.model.version}"'},
+            "stale": {"If-Match": f'"{self.model.version - 1}"'},
+            "missing": {},
+        }[if_match]
+        path = f"/v1/events/{self.event_id}/cancel"
+        response = self.http.call("POST", path, self.admin, json={"reason": "model"}, headers=headers)
+        got = self.answer(response, self.model.cancel_event_answers(if_match), f"cancel event with {if_match} If-Match")
+        if got == "202":
+            event = response.json()
+            assert event["status"] == "cancelled", event
+            progress = event["cancellation"]
+            assert progress["reason"] == "model", event
+            if not self.model.cancelled:  # the first cancel (a crashed try's retry finds it done: same answer)
+                assert event["version"] == self.model.version + 1, event
+                confirmed = sum(1 for b in self.model.bookings.values() if b.status == "confirmed")
+                counted = progress["refunds_pending"] + progress["refunds_done"] + progress["refunds_failed"]
+                assert counted == confirmed, f"{progress}: {confirmed} confirmed" + self.steps()
+                self.model.version, self.model.cancelled = int(event["version"]), True
+                for b in self.model.bookings.values():
+                    b.expect = self.model.after_cancel(b)
+            assert event["version"] == self.model.version, event
+        self.dirty = True
+
     # ---- after every step ------------------------------------------------------------------------
+
+    def learn_the_waitlist(self) -> None:
+        """The line as it came to rest: entries' statuses, and the bookings offered to them (the
+        model does not predict offers; the checker judges them, the model then counts their tickets)."""
+        listed = self.http.call("GET", f"/v1/events/{self.event_id}/waitlist", self.admin, params={"limit": 100})
+        assert listed.status_code == 200, listed.text
+        for item in listed.json()["items"]:
+            buyer = self.buyer_ids.index(item["user_id"])
+            entry = self.model.entries.setdefault(item["id"], Entry(item["id"], buyer, int(item["quantity"])))
+            entry.status, entry.booking_id = item["status"], item["booking_id"]
+            if item["booking_id"] and item["booking_id"] not in self.model.bookings:
+                response = self.http.booking(self.buyers[buyer], item["booking_id"])
+                assert response.status_code == 200, response.text
+                offer = response.json()
+                b = Booking(offer["id"], buyer, entry.quantity, int(offer["unit_price"]), ts(offer["expires_at"]))
+                b.total, b.offer = int(offer["total_cost"]), True
+                self.model.bookings[b.id] = b
+                seen("waitlist: an offer was made")
 
     @invariant()
     def agrees_with_the_model(self) -> None:
@@ -502,9 +626,10 @@ class TicketingMachine(RuleBasedStateMachine):
             mail_dir=self.env.stack.mail_dir,
             settle=SETTLE,
             interval=2.0 if crashed else 0.5,
-            meanwhile=self.scheduled_sweep if crashed else None,
+            meanwhile=self.scheduled_sweep,  # as Cloud Scheduler would: it also serves the waitlist
         )
         assert not violations, "invariants:\n" + "\n".join(f"  {v}" for v in violations) + self.steps()
+        self.learn_the_waitlist()
         t0 = now()
         reads = {b.id: self.http.booking(self.owner(b), b.id) for b in self.model.bookings.values()}
         event = self.http.event(self.event_id, self.admin)
@@ -650,6 +775,62 @@ REGRESSIONS: dict[str, list[Step]] = {
         ("check_in", {"pick": 0, "number": 2, "gates": 1}),
         ("refund", {"booking_id": "b0"}),
         ("check_in", {"pick": 0, "number": 1, "gates": 2}),
+    ],
+    # Promo codes: uses never above max_uses, given back by a cancel and an expiry, taken again by
+    # a late payment (or refunded when they are gone); a free booking is confirmed, then refunded.
+    "promo code uses come and go": [
+        ("hold", {"buyer": 0, "quantity": 1, "code": "HALF"}),
+        ("hold", {"buyer": 1, "quantity": 1, "code": "HALF"}),
+        ("hold", {"buyer": 2, "quantity": 1, "code": "HALF"}),
+        ("cancel", {"booking_id": "b1"}),
+        ("hold", {"buyer": 2, "quantity": 2, "code": "FREE"}),
+        ("hold", {"buyer": 1, "quantity": 1, "code": "FREE"}),
+        ("pay", {"booking_id": "b0", "method": None}),
+        ("let_hold_lapse", {"booking_id": "b0"}),
+        ("sweep", {}),
+        ("hold", {"buyer": 1, "quantity": 1, "code": "HALF"}),
+        ("hold", {"buyer": 2, "quantity": 1, "code": "HALF"}),
+        ("confirm_client_side", {"booking_id": "b0"}),
+        ("refund", {"booking_id": "b3"}),
+        ("check_in", {"pick": 0, "number": 1, "gates": 1}),
+    ],
+    # The waitlist: a sold-out event's line is offered the cancelled tickets, the offer is paid,
+    # the next joiner is told tickets are available, and an offer that runs out goes to the next.
+    "waitlist: served in order, paid, run out": [
+        ("hold", {"buyer": 0, "quantity": 3}),
+        ("hold", {"buyer": 1, "quantity": 3}),
+        ("join_waitlist", {"buyer": 2, "quantity": 2}),
+        ("hold", {"buyer": 2, "quantity": 1}),
+        ("join_waitlist", {"buyer": 2, "quantity": 1}),
+        ("cancel", {"booking_id": "b0"}),
+        ("pay_offer", {"pick": 0}),
+        ("join_waitlist", {"buyer": 0, "quantity": 1}),
+        ("pay", {"booking_id": "b1", "method": "pm_card_visa"}),
+        ("join_waitlist", {"buyer": 0, "quantity": 2}),
+        ("join_waitlist", {"buyer": 1, "quantity": 1}),
+        ("leave_waitlist", {"pick": 1}),
+        ("change_capacity", {"capacity": 8}),
+        ("crash_next_write", {"boundary": "commit_unavailable=1"}),
+        ("join_waitlist", {"buyer": 2, "quantity": 3}),
+    ],
+    # The organiser cancels: a paid booking is refunded, a pending one cancelled, a payment confirmed
+    # afterwards refunded; a crash right after the cancel's commit is finished by the sweep.
+    "cancel the event": [
+        ("hold", {"buyer": 0, "quantity": 2}),
+        ("pay", {"booking_id": "b0", "method": "pm_card_visa"}),
+        ("hold", {"buyer": 1, "quantity": 1}),
+        ("pay", {"booking_id": "b1", "method": None}),
+        ("cancel_event", {"if_match": "stale"}),
+        ("crash_next_write", {"boundary": "crash_after_commit=1"}),
+        ("cancel_event", {"if_match": "current"}),
+        ("confirm_client_side", {"booking_id": "b1"}),
+        ("hold", {"buyer": 2, "quantity": 1}),
+        ("pay", {"booking_id": "b1", "method": "pm_card_visa"}),
+        ("update_event", {"if_match": "current"}),
+        ("change_capacity", {"capacity": 8}),
+        ("refund", {"booking_id": "b0"}),
+        ("cancel_event", {"if_match": "missing"}),
+        ("check_in", {"pick": 0, "number": 1, "gates": 1}),
     ],
     "cancel with an open attempt, then the buyer confirms": [
         ("hold", {"buyer": 0, "quantity": 1}),

@@ -22,9 +22,11 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.core.errors import BookingLimitReached, SoldOut
+from shared.core.ticket_codes import TicketCodes, new_key_setting
 from shared.dal.bookings import BookingDAL
 from shared.dal.idempotency import IdempotencyDAL
 from shared.dal.inventory import InventoryDAL
+from shared.dal.promo_codes import PromoCodeDAL, PromoUseDAL
 from shared.dal.records import (
     BuyerHolds,
     Claim,
@@ -35,7 +37,9 @@ from shared.dal.records import (
     Revision,
 )
 from shared.dal.stream import DomainEventDAL
+from shared.dal.tickets import TicketDAL
 from shared.dal.unit_of_work import FirestoreUnitOfWork
+from shared.dal.waitlist import WaitlistDAL
 from shared.domain_events import Actor, change
 from shared.models import Booking, Event, new_id, utcnow
 from shared.services.bookings.holding import Holding
@@ -43,7 +47,11 @@ from shared.services.bookings.ports import BookingRules, HoldRequest
 from shared.services.bookings.releasing import Releasing
 from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
+from shared.services.promo.uses import PromoUses
 from shared.services.slots import SlotPicker
+from shared.services.tickets.issuing import TicketIssuer
+from shared.services.waitlist.hooks import WaitlistHooks
+from shared.services.waitlist.line import WaitingLine
 
 TTL = timedelta(minutes=10)
 RULES = BookingRules(hold_ttl=TTL, max_pending_per_buyer=5)
@@ -88,7 +96,17 @@ class Stores:
             _NoTasks(),
             rules,
             self.uow,
+            self.promos(),
+            TicketIssuer(TicketDAL(self.client), TicketCodes.from_setting(new_key_setting("integration"))),
+            WaitingLine(WaitlistDAL(self.client).waiting),
         )
+
+    def waitlist(self) -> WaitlistHooks:
+        return WaitlistHooks(WaitlistDAL(self.client), lambda event_id: None)
+
+    def promos(self) -> PromoUses:
+        uses = PromoUseDAL(self.client)
+        return PromoUses(PromoCodeDAL(self.client), uses, SlotPicker(uses))
 
     def hold(self, plan: HoldPlan) -> None:
         """The production hold commit: Holding.commit_hold over the real DALs."""
@@ -423,7 +441,15 @@ def test_a_cancel_through_the_service_commits_the_release_over_the_real_dals(s: 
     s.hold(plan(keep, [0]))
     booking = make_booking(event_id, user_id, 2)
     s.hold(plan(booking, [1, 2], s.bookings.buyer_holds(event_id, user_id)))
-    releasing = Releasing(s.bookings, s.inventory, SlotPicker(s.inventory), TakenCounter(s.inventory.taken), s.uow)
+    releasing = Releasing(
+        s.bookings,
+        s.inventory,
+        SlotPicker(s.inventory),
+        TakenCounter(s.inventory.taken),
+        s.uow,
+        s.promos(),
+        s.waitlist(),
+    )
 
     cancelled = releasing.cancel(Principal(user_id=user_id, role="user", company_id=None), booking.id)
 

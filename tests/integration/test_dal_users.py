@@ -1,17 +1,22 @@
-"""UserDAL and CompanyDAL against the Firestore emulator: what register/update store and refuse."""
+"""UserDAL and CompanyDAL against the Firestore emulator: what register/update store and refuse; a
+registration staged with the invitation it uses (InvitationDAL), one commit."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared.dal.records import ConcurrentUpdate, Revision
+from shared.dal.invitations import InvitationDAL
+from shared.dal.records import ConcurrentUpdate, DocumentExists, Revision
+from shared.dal.stream import DomainEventDAL
+from shared.dal.unit_of_work import FirestoreUnitOfWork
 from shared.dal.users import IDENTITIES, USERNAMES, CompanyDAL, IdentityTaken, UserDAL, UsernameTaken
 from shared.models import Company, User
+from shared.team_models import Invitation
 
 CREATED = datetime(2030, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
 
@@ -251,3 +256,113 @@ def test_update_to_a_taken_username_is_refused_and_changes_nothing(users: UserDA
     assert users.get(user.id) == user
     assert username_owner(firestore_client, user.username) == user.id
     assert username_owner(firestore_client, holder.username) == holder.id
+
+
+# ---- registration with an invitation: one unit of work --------------------------------------
+
+
+@pytest.fixture
+def invitations(firestore_client: Any) -> InvitationDAL:
+    return InvitationDAL(firestore_client)
+
+
+def uow_of(client: Any) -> FirestoreUnitOfWork:
+    return FirestoreUnitOfWork(client, DomainEventDAL(client))
+
+
+def stored_invitation(invitations: InvitationDAL, company: Company) -> tuple[Invitation, Revision]:
+    invitation, _code = Invitation.new(company.id, "colleague@example.com", "u-boss", CREATED, timedelta(days=7))
+    uow = uow_of(invitations.client)
+    invitations.stage_create(uow, invitation)
+    uow.commit()
+    found = invitations.get(invitation.id)
+    assert found is not None
+    assert found[0] == invitation
+    return found
+
+
+def current(invitations: InvitationDAL, invitation_id: str) -> Invitation:
+    found = invitations.get(invitation_id)
+    assert found is not None
+    return found[0]
+
+
+def accept(
+    client: Any, users: UserDAL, invitations: InvitationDAL, user: User, read: tuple[Invitation, Revision]
+) -> None:
+    uow = uow_of(client)
+    users.stage_register(uow, user, None)
+    invitations.stage_update(uow, read[0].accepted(user.id, CREATED), since=read[1])
+    uow.commit()
+
+
+def test_a_registration_and_its_invitation_commit_together(
+    users: UserDAL, companies: CompanyDAL, invitations: InvitationDAL, firestore_client: Any
+) -> None:
+    company = make_company()
+    users.register(make_user(company), company)
+    read = stored_invitation(invitations, company)
+    user = make_user(company)
+
+    accept(firestore_client, users, invitations, user, read)
+
+    assert users.get(user.id) == user
+    assert users.access_for(user.identity_key) == (user.id, "admin", company.id)
+    assert username_owner(firestore_client, user.username) == user.id
+    accepted = current(invitations, read[0].id)
+    assert (accepted.state, accepted.accepted_by) == ("accepted", user.id)
+
+
+def test_the_second_use_of_an_invitation_read_pending_writes_nothing(
+    users: UserDAL, invitations: InvitationDAL, firestore_client: Any
+) -> None:
+    company = make_company()
+    users.register(make_user(company), company)
+    read = stored_invitation(invitations, company)  # both registrations read it pending
+    first, second = make_user(company), make_user(company)
+    accept(firestore_client, users, invitations, first, read)
+
+    with pytest.raises(ConcurrentUpdate):
+        accept(firestore_client, users, invitations, second, read)
+
+    assert users.get(second.id) is None
+    assert users.access_for(second.identity_key) is None
+    assert username_owner(firestore_client, second.username) is None
+    assert current(invitations, read[0].id).accepted_by == first.id
+
+
+def test_a_registered_identity_using_an_invitation_leaves_it_pending(
+    users: UserDAL, invitations: InvitationDAL, firestore_client: Any
+) -> None:
+    company = make_company()
+    users.register(make_user(company), company)
+    read = stored_invitation(invitations, company)
+    registered = make_user()
+    users.register(registered, None)
+
+    with pytest.raises(DocumentExists):
+        accept(firestore_client, users, invitations, make_user(company, identity_key=registered.identity_key), read)
+
+    assert current(invitations, read[0].id).state == "pending"
+
+
+def test_a_companys_users_and_invitations_come_in_pages(
+    users: UserDAL, invitations: InvitationDAL, firestore_client: Any
+) -> None:
+    company = make_company()
+    made = [make_user(company) for _ in range(3)]
+    users.register(made[0], company)
+    for user in made[1:]:
+        users.register(user, None)
+    users.register(make_user(make_company()), None)  # another company's
+    sent = {stored_invitation(invitations, company)[0].id for _ in range(2)}
+
+    first, cursor = users.page_of_company(company.id, 2, None)
+    rest, end = users.page_of_company(company.id, 2, cursor)
+    one, after = invitations.page_of_company(company.id, 1, None)
+    two, last = invitations.page_of_company(company.id, 1, after)
+
+    assert [u.id for u in first + rest] == sorted(u.id for u in made)
+    assert end is None
+    assert {i.id for i in one + two} == sent
+    assert last is None

@@ -36,7 +36,7 @@ EVERYONE = (ANONYMOUS, *SIGNED_IN)
 # Collections no client may read, signed in or not. domain_events is the audit stream (read through
 # the API by the owning company's admins only), webhook_events the payment provider's events taken
 # in, idempotency the Idempotency-Key records; tickets (their codes are admissions), check-in devices
-# and scans are read through the API only (collection names as in shared/dal).
+# and scans are read through the API only, and so are team invitations (collection names as in shared/dal).
 PRIVATE = (
     "companies",
     "payments",
@@ -48,6 +48,8 @@ PRIVATE = (
     "tickets",
     "checkin_devices",
     "checkin_scans",
+    "invitations",
+    "waitlist",
 )
 
 
@@ -276,6 +278,21 @@ def test_events_query_not_constrained_to_published_is_denied(
 def test_slots_are_not_readable(rest: Rest, seed: Seed, caller: str) -> None:
     assert_denied(rest.get(caller, seed.slot))
     assert_denied(rest.query(caller, "slots", parent=seed.published_event))
+
+
+@pytest.mark.parametrize("caller", EVERYONE)
+def test_promo_codes_and_their_uses_are_not_readable(
+    rest: Rest, seed: Seed, firestore_client: Any, caller: str
+) -> None:
+    """A code is a discount for whoever knows it: only its event's admins list them, through the API."""
+    code = f"{seed.published_event}/promo_codes/SECRET"
+    use = f"{code}/uses/use-1"
+    firestore_client.document(code).set({"code": "SECRET", "percent_off": 100, "company_id": "any"})
+    firestore_client.document(use).set({"n": 0, "state": "sold", "booking_id": "b-1"})
+    assert_denied(rest.get(caller, code))
+    assert_denied(rest.query(caller, "promo_codes", parent=seed.published_event))
+    assert_denied(rest.query(caller, "promo_codes", ("code", "SECRET"), parent=seed.published_event))
+    assert_denied(rest.get(caller, use))
 
 
 @pytest.mark.parametrize("caller", EVERYONE)

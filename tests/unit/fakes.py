@@ -47,6 +47,7 @@ from shared.payments.gateway import (
     ProviderEvent,
     ProviderUnavailable,
 )
+from shared.promo_models import PromoCode
 from shared.services.bookings.holding import Holding
 from shared.services.bookings.ports import BookingRules
 from shared.services.bookings.releasing import Releasing
@@ -58,9 +59,13 @@ from shared.services.payments.paying import Paying
 from shared.services.payments.ports import PaymentRules
 from shared.services.payments.reconciling import Reconciling
 from shared.services.payments.refunding import Refunding
+from shared.services.promo.uses import PromoUses
 from shared.services.slots import SlotPicker
 from shared.services.tickets.issuing import TicketIssuer
+from shared.services.waitlist.hooks import WaitlistHooks
+from shared.services.waitlist.line import WaitingLine
 from shared.ticket_models import Ticket
+from shared.waitlist_models import WaitlistEntry
 
 DELETE = object()  # an update's value that removes the field (Firestore's DELETE_FIELD)
 T = TypeVar("T")
@@ -314,8 +319,9 @@ class FakeBookingStore(_Collection):
 
     def stage_create(self, uow: UnitOfWork, booking: Booking, buyer: BuyerHolds) -> None:
         uow.create(self.path(booking.id), _to_doc(booking))
+        pending = {booking.id: booking.expires_at} if booking.status == "pending_payment" else {}
         doc = {
-            "pending": {**buyer.active(booking.booking_time), booking.id: booking.expires_at},
+            "pending": {**buyer.active(booking.booking_time), **pending},
             "recent": [*buyer.recent, booking.booking_time],
         }
         path = _buyer_path(booking.event_id, booking.user_id)
@@ -395,6 +401,69 @@ class FakeInventory:
             uow.create(self.path(event_id, n), doc)
         else:
             uow.update(self.path(event_id, n), doc, since=over.update_time)
+
+
+class FakeUseSlots(FakeInventory):
+    """A promo code's use slots: claims like ticket slots, in the pool `<event>:<CODE>`."""
+
+    def live(self, pool: str, now: datetime) -> int:
+        return self.taken(pool, now)
+
+
+class FakePromoCodeStore:
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+
+    def path(self, event_id: str, code: str) -> str:
+        return f"events/{event_id}/promo_codes/{code}"
+
+    def get(self, event_id: str, code: str) -> tuple[PromoCode, Revision] | None:
+        found = self.store.get(self.path(event_id, code))
+        return (_from_doc(PromoCode, found[0]), found[1]) if found else None
+
+    def add(self, promo: PromoCode) -> None:
+        self.store.put(self.path(promo.event_id, promo.code), _to_doc(promo))
+
+    def stage_create(self, uow: UnitOfWork, promo: PromoCode) -> None:
+        uow.create(self.path(promo.event_id, promo.code), _to_doc(promo))
+
+    def stage_update(self, uow: UnitOfWork, promo: PromoCode, since: Revision) -> None:
+        uow.update(self.path(promo.event_id, promo.code), _to_doc(promo), since=since)
+
+
+class FakeWaitlistStore(_Collection):
+    """Waitlist entries, and the membership that keeps one live entry per buyer and event."""
+
+    collection = "waitlist"
+
+    def get(self, entry_id: str) -> tuple[WaitlistEntry, Revision] | None:
+        found = self.store.get(self.path(entry_id))
+        return (_from_doc(WaitlistEntry, found[0]), found[1]) if found else None
+
+    def all(self) -> list[WaitlistEntry]:
+        return [_from_doc(WaitlistEntry, d) for _, d, _ in self.store.children(self.collection)]
+
+    def waiting(self, event_id: str) -> int:
+        return sum(1 for e in self.all() if e.event_id == event_id and e.status == "waiting")
+
+    def line(self, event_id: str, limit: int) -> list[tuple[WaitlistEntry, Revision]]:
+        waiting = sorted(
+            (e for e in self.all() if e.event_id == event_id and e.status == "waiting"),
+            key=lambda e: (e.created_at, e.id),
+        )
+        return [found for e in waiting[:limit] if (found := self.get(e.id))]
+
+    def events_with_waiters(self, limit: int) -> list[str]:
+        return sorted({e.event_id for e in self.all() if e.status == "waiting"})[:limit]
+
+    def stage_join(self, uow: UnitOfWork, entry: WaitlistEntry) -> None:
+        uow.create(self.path(entry.id), _to_doc(entry))
+        uow.create(f"events/{entry.event_id}/waitlist_members/{entry.user_id}", {"entry_id": entry.id})
+
+    def stage_update(self, uow: UnitOfWork, before: WaitlistEntry, after: WaitlistEntry, since: Revision) -> None:
+        uow.update(self.path(after.id), _to_doc(after), since=since)
+        if before.live and not after.live:
+            uow.delete(f"events/{after.event_id}/waitlist_members/{after.user_id}")
 
 
 class FakePaymentStore(_Collection):
@@ -805,20 +874,57 @@ class Wired:
         picker = SlotPicker(self.inventory, random.Random(7))
         rules = BookingRules(hold_ttl, max_pending, max_holds_per_minute)
         self.counter = counter = TakenCounter(self.inventory.taken)
+        self.promo_codes = FakePromoCodeStore(self.store)
+        self.use_slots = FakeUseSlots(self.store)
+        promos = PromoUses(self.promo_codes, self.use_slots, SlotPicker(self.use_slots, random.Random(8)))
+        self.waitlist = FakeWaitlistStore(self.store)
+        self.served: list[str] = []  # events whose waitlist was asked to be served (the Cloud Tasks)
+        line = WaitingLine(self.waitlist.waiting, max_age=0)
+        hooks = WaitlistHooks(self.waitlist, self.served.append)
         self.holding = Holding(
-            self.bookings, self.keys, self.events, self.inventory, picker, counter, self.expiry, rules, new_uow
+            self.bookings,
+            self.keys,
+            self.events,
+            self.inventory,
+            picker,
+            counter,
+            self.expiry,
+            rules,
+            new_uow,
+            promos,
+            issuer,
+            line,
         )
-        self.releasing = Releasing(self.bookings, self.inventory, picker, counter, new_uow)
+        self.releasing = Releasing(self.bookings, self.inventory, picker, counter, new_uow, promos, hooks)
         self.ledger = ledger = PaymentLedger(
-            self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace), self.expiry
+            self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace), self.expiry, promos
         )
         self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
         self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)
         self.refunding = Refunding(
-            self.payments, self.bookings, self.inventory, ledger, gateway, new_uow, issuer, released=picker.released
+            self.payments,
+            self.bookings,
+            self.inventory,
+            ledger,
+            gateway,
+            new_uow,
+            issuer,
+            promos,
+            hooks,
+            released=picker.released,
         )
         self.finalising = Finalising(
-            self.payments, self.bookings, self.events, self.inventory, picker, ledger, self.refunding, issuer, new_uow
+            self.payments,
+            self.bookings,
+            self.events,
+            self.inventory,
+            picker,
+            ledger,
+            self.refunding,
+            issuer,
+            new_uow,
+            promos,
+            hooks,
         )
         self.reconciling = Reconciling(self.payments, self.bookings, ledger, self.finalising, gateway, ledger.rules)
 

@@ -13,6 +13,7 @@ from shared.schemas import UserIn, UserPatch
 from shared.services.identity import Authenticator, Principal, identity_key
 from shared.services.users import UserService
 from tests.unit.fakes import DocumentStore, FakeCompanyStore, FakeUserStore, FakeVerifier
+from tests.unit.test_invitations import FakeInvitationStore  # registration with a code: there
 
 ISSUER = "https://issuer.example"
 
@@ -56,9 +57,13 @@ def store(docs: DocumentStore) -> FakeUserStore:
     return FakeUserStore(docs)
 
 
+def user_service(docs: DocumentStore, store: FakeUserStore) -> UserService:
+    return UserService(store, FakeCompanyStore(docs), FakeInvitationStore(docs), docs.new_uow)
+
+
 @pytest.fixture
 def service(docs: DocumentStore, store: FakeUserStore) -> UserService:
-    return UserService(store, FakeCompanyStore(docs))
+    return user_service(docs, store)
 
 
 def principal_of(user: Any) -> Principal:
@@ -102,7 +107,7 @@ def test_registration_racing_another_for_the_same_subject_is_already_registered(
     service: UserService, store: FakeUserStore, docs: DocumentStore
 ) -> None:
     """Both checked the identity before either wrote it: the commit that comes second loses."""
-    first = UserService(store, FakeCompanyStore(docs))
+    first = user_service(docs, store)
     docs.before_next_commit(lambda: first.register(identity("sub-1"), user_in(username="first")))
     with pytest.raises(AlreadyRegistered):
         service.register(identity("sub-1"), user_in(username="second"))

@@ -40,6 +40,7 @@ class Inventory(Protocol):
         self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, held_until: datetime, over: Claim | None = None
     ) -> None: ...
     def stage_release(self, uow: UnitOfWork, event_id: str, claim: Claim) -> None: ...
+    def stage_sold(self, uow: UnitOfWork, event_id: str, n: int, booking_id: str, over: Claim | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,4 @@ class HoldRequest:
     event_id: str
     quantity: int
     idempotency_key: str | None = None
+    promo_code: str | None = None  # as the buyer typed it (matched case-insensitively)

@@ -17,8 +17,10 @@ from shared.models import Booking, BookingStatus, utcnow
 from shared.services.bookings.ports import MAX_ATTEMPTS, BookingStore, Inventory
 from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
+from shared.services.promo.uses import PromoUses
 from shared.services.retry import backoff
 from shared.services.slots import SlotPicker
+from shared.services.waitlist.hooks import WaitlistHooks
 
 log = logging.getLogger("bookings")
 EXPIRY, SWEEP = Actor.system("expiry"), Actor.system("sweep")
@@ -32,12 +34,16 @@ class Releasing:
         picker: SlotPicker,
         counter: TakenCounter,
         new_uow: Callable[[], UnitOfWork],
+        promos: PromoUses,
+        waitlist: WaitlistHooks,
     ) -> None:
         self.bookings = bookings
         self.inventory = inventory
         self.picker = picker
         self.counter = counter
         self.new_uow = new_uow
+        self.promos = promos
+        self.waitlist = waitlist
 
     def cancel(self, principal: Principal, booking_id: str) -> Booking:
         found = self.bookings.get(booking_id)
@@ -60,6 +66,10 @@ class Releasing:
             return current[0]
         state = current[0].status_at(utcnow()) if current else "gone"
         raise InvalidState(f"a {state} booking cannot be cancelled")
+
+    def cancel_for_event(self, booking_id: str, actor: Actor) -> Booking | None:
+        """Its event was cancelled: a pending booking is cancelled (None if it is not pending)."""
+        return self._release(booking_id, "cancelled", "the event was cancelled", actor, only_if_overdue=False)
 
     def expire(self, booking_id: str, actor: Actor = EXPIRY) -> Booking | None:
         """Expire one booking if it is pending and past its hold; otherwise change nothing."""
@@ -90,7 +100,9 @@ class Releasing:
             self.bookings.stage_update(uow, booking, after, since=read_at)
             for claim in mine:
                 self.inventory.stage_release(uow, booking.event_id, claim)
+            uses = self.promos.stage_release(uow, booking)  # the promo code's use is given back
             uow.record(change(status, after, actor, now, before=booking))
+            self.waitlist.stage_booking_ended(uow, booking, status, actor, now)  # an offer ran out or was declined
             try:
                 uow.commit()
             except ConcurrentUpdate:
@@ -101,6 +113,8 @@ class Releasing:
                 raise
             self.picker.released(booking.event_id, [c.n for c in mine])
             self.counter.released(booking.event_id, [c.held_until for c in mine])
+            self.promos.released(booking, uses)
+            self.waitlist.freed(booking.event_id)
             log.info("booking %s %s; %d ticket(s) released", booking.id, status, len(mine))
             return after
         raise Unavailable("the booking is changing; retry", retry_after=1)

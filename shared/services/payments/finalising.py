@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.core.errors import Unavailable
+from shared.core.errors import PromoCodeExhausted, Unavailable
 from shared.dal.records import Claim, ConcurrentUpdate, DocumentExists, UnitOfWork
 from shared.domain_events import BOOKING_CONFIRMED, Actor, change
 from shared.models import Payment, utcnow
 from shared.services.payments.ledger import PaymentLedger
 from shared.services.payments.ports import MAX_ATTEMPTS, BookingStore, EventReader, Inventory, PaymentStore
 from shared.services.payments.refunding import Refunding
+from shared.services.promo.uses import PromoUses
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
 from shared.services.tickets.issuing import TicketIssuer
+from shared.services.waitlist.hooks import WaitlistHooks
 
 FINALISER = Actor.system("finaliser")
 LATE = "paid after the hold ran out; tickets re-acquired"
@@ -40,6 +42,8 @@ class Finalising:
         refunding: Refunding,
         issuer: TicketIssuer,
         new_uow: Callable[[], UnitOfWork],
+        promos: PromoUses,
+        waitlist: WaitlistHooks,
     ) -> None:
         self.payments = payments
         self.bookings = bookings
@@ -50,6 +54,8 @@ class Finalising:
         self.refunding = refunding
         self.issuer = issuer
         self.new_uow = new_uow
+        self.promos = promos
+        self.waitlist = waitlist
 
     def finalize(self, payment_id: str) -> str:
         """Confirm the booking a succeeded payment pays for; returns what was done."""
@@ -79,6 +85,9 @@ class Finalising:
             return self._refund(payment, "booking already paid by another payment")
         if booking.status == "refunded":
             return "ignored"
+        its_event = self.events.get(booking.event_id)
+        if its_event is not None and its_event.is_cancelled:  # never confirmed: its organiser cancelled it
+            return self._refund(payment, "paid after the event was cancelled")
         if booking.status == "cancelled":
             return self._refund(payment, "paid after the buyer cancelled the booking")
         now = utcnow()
@@ -104,8 +113,13 @@ class Finalising:
             self.inventory.stage_sell(uow, booking.event_id, claim)
         for n, over in new_slots:
             self.inventory.stage_sold(uow, booking.event_id, n, booking.id, over)
+        try:
+            new_uses = self.promos.stage_sell(uow, booking, now, reread=reread)
+        except PromoCodeExhausted:
+            return self._refund(payment, "paid after the hold ran out; the promo code's uses are gone")
         uow.record(change("confirmed", after, FINALISER, now, before=booking, topics=(BOOKING_CONFIRMED,)))
         self.issuer.stage_issue(uow, after, FINALISER, now)  # its tickets, in the same commit
+        self.waitlist.stage_fulfilled(uow, booking, FINALISER, now)  # a paid offer fulfils its entry
         # The payment is marked in the same commit, on the revision read above: a concurrent run that
         # decided to refund it as unbookable (it read the booking before this commit) fails, or this one.
         marked = payment.changed(now, booked=True)
@@ -116,6 +130,8 @@ class Finalising:
         except (ConcurrentUpdate, DocumentExists):
             if new_slots:  # other buyers took them meanwhile: learn what they hold before the next try
                 self.picker.collided(booking.event_id, new_slots, now)
+            if new_uses:
+                self.promos.lost(booking, new_uses, now)
             raise
         if reason != "paid":
             self.ledger.flag(payment.id, reason, FINALISER)

@@ -16,6 +16,7 @@ from shared.domain_events import PAYMENT_EVENTS, Actor, change
 from shared.models import PROVIDER_STATUSES, Payment, PaymentStatus, utcnow
 from shared.payments.gateway import Intent
 from shared.services.payments.ports import MAX_ATTEMPTS, BookingStore, Inventory, PaymentRules, PaymentStore
+from shared.services.promo.uses import PromoUses
 from shared.services.retry import backoff
 from shared.tasks import ExpiryScheduler
 
@@ -33,6 +34,7 @@ class PaymentLedger:
         new_uow: Callable[[], UnitOfWork],
         rules: PaymentRules,
         expiry: ExpiryScheduler,
+        promos: PromoUses,
     ) -> None:
         self.payments = payments
         self.bookings = bookings
@@ -40,6 +42,7 @@ class PaymentLedger:
         self.new_uow = new_uow
         self.rules = rules
         self.expiry = expiry  # an extended hold gets an expiry task at its new time
+        self.promos = promos
 
     def change(self, payment_id: str, decide: Callable[[Payment, datetime], Decision], actor: Actor) -> Payment:
         """Apply `decide` to the payment as stored now, until it commits; returns the payment after."""
@@ -119,6 +122,7 @@ class PaymentLedger:
             for claim in self.inventory.claims_of(booking.event_id, booking.id):
                 if claim.state == "held":
                     self.inventory.stage_extend(uow, booking.event_id, claim, extended_until)
+            self.promos.stage_extend(uow, booking, extended_until)
             uow.record(change("extended", after, actor, now, before=booking))
             try:
                 uow.commit()

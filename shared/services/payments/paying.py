@@ -20,6 +20,7 @@ from typing import Any, Literal, NoReturn
 
 from shared.core.errors import (
     BookingNotPayable,
+    EventCancelled,
     IdempotencyKeyReused,
     NotFound,
     PaymentDeclined,
@@ -72,6 +73,7 @@ class Paying:
         ledger: PaymentLedger,
         gateway: Callable[[], PaymentGateway],
         new_uow: Callable[[], UnitOfWork],
+        event_cancelled: Callable[[str], bool] = lambda event_id: False,
     ) -> None:
         self.payments = payments
         self.bookings = bookings
@@ -79,6 +81,7 @@ class Paying:
         self.ledger = ledger
         self.gateway = gateway
         self.new_uow = new_uow
+        self.event_cancelled = event_cancelled  # by its organiser: nothing is paid any more
 
     def pay(self, principal: Principal, request: PayRequest) -> tuple[Payment, PayOutcome]:
         """The booking's payment attempt, and how this request came to it: it started the attempt
@@ -93,6 +96,8 @@ class Paying:
                 return replay, "replayed"
         for attempt in range(MAX_ATTEMPTS):
             booking, read_at = self._own_booking(principal, request.booking_id)
+            if attempt == 0 and self.event_cancelled(booking.event_id):
+                raise EventCancelled("the event was cancelled; its bookings are refunded")
             now = utcnow()
             if booking.status_at(now) != "pending_payment":
                 raise BookingNotPayable(f"the booking is {booking.status_at(now)}")

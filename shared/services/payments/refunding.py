@@ -17,7 +17,7 @@ from shared.core.errors import Forbidden, InvalidState, NotFound, PaymentInProgr
 from shared.dal.records import ConcurrentUpdate, UnitOfWork
 from shared.domain_events import Actor, change
 from shared.models import Booking, Payment, utcnow
-from shared.payments.gateway import PaymentGateway, ProviderBusy, ProviderUnavailable
+from shared.payments.gateway import PaymentGateway, ProviderBusy, ProviderUnavailable, Refused
 from shared.services.identity import Principal
 from shared.services.payments.ledger import Decision, PaymentLedger
 from shared.services.payments.ports import (
@@ -28,11 +28,20 @@ from shared.services.payments.ports import (
     Inventory,
     PaymentStore,
 )
+from shared.services.promo.uses import PromoUses
 from shared.services.retry import backoff
 from shared.services.tickets.issuing import TicketIssuer
+from shared.services.waitlist.hooks import WaitlistHooks
 
 POLL_SECONDS = 0.1
 RefundStart = Literal["ask_provider", "refunded", "booked"]
+# The note on a booking's payment whose refund the provider refused (counted by a cancellation).
+REFUND_REFUSED = "the payment provider refused the refund: refund the buyer by hand"
+EVENT_CANCELLED = "the event was cancelled"
+
+
+class RefundRefused(InvalidState):
+    """The provider will not refund the payment; it is flagged for a person (GET /v1/attention)."""
 
 
 class Refunding:
@@ -45,6 +54,8 @@ class Refunding:
         gateway: Callable[[], PaymentGateway],
         new_uow: Callable[[], UnitOfWork],
         issuer: TicketIssuer,
+        promos: PromoUses,
+        waitlist: WaitlistHooks,
         released: Callable[[str, list[int]], None] = lambda event_id, slots: None,
     ) -> None:
         self.payments = payments
@@ -54,6 +65,8 @@ class Refunding:
         self.gateway = gateway
         self.new_uow = new_uow
         self.issuer = issuer
+        self.promos = promos
+        self.waitlist = waitlist
         self.released = released  # told which slots came free (this process's slot picker)
 
     def refund(self, principal: Principal, booking_id: str) -> Booking:
@@ -68,12 +81,26 @@ class Refunding:
             raise NotFound("booking not found")
         if booking.status == "refunded":
             return booking
-        if booking.status != "confirmed" or booking.paid_by is None:
+        free = booking.paid_by is None and booking.total_cost == 0  # nothing was paid: nothing to send back
+        if booking.status != "confirmed" or (booking.paid_by is None and not free):
             raise InvalidState(f"a {booking.status_at(utcnow())} booking cannot be refunded")
         actor = Actor.user(principal.user_id)
-        if self._start(booking.paid_by, actor) == "ask_provider":
+        if booking.paid_by is not None and self._start(booking.paid_by, actor) == "ask_provider":
             self._at_provider(booking.paid_by, actor)
         return self._record_booking_refund(booking_id, actor)
+
+    def refund_cancelled(self, booking_id: str, actor: Actor) -> Booking:
+        """Its event was cancelled: a confirmed booking is refunded in full, as by the organiser
+        (anything else is returned as it is). RefundRefused when the provider will not."""
+        found = self.bookings.get(booking_id)
+        if found is None:
+            raise NotFound("booking not found")
+        booking = found[0]
+        if booking.status != "confirmed":
+            return booking
+        if booking.paid_by is not None and self._start(booking.paid_by, actor) == "ask_provider":
+            self._at_provider(booking.paid_by, actor)
+        return self._record_booking_refund(booking_id, actor, EVENT_CANCELLED)
 
     def refund_unbookable(self, payment_id: str, reason: str, actor: Actor) -> str:
         """Money taken with no booking to give: refund it at once and leave a note for a person.
@@ -82,7 +109,10 @@ class Refunding:
         if started == "booked":
             return "kept: it confirmed its booking"
         if started == "ask_provider":
-            self._at_provider(payment_id, actor)
+            try:
+                self._at_provider(payment_id, actor, f"the payment provider refused an automatic refund ({reason})")
+            except RefundRefused:
+                return "refund refused: flagged for a person"
         note = f"refunded automatically: {reason}"
 
         def decide(current: Payment, now: datetime) -> Decision:
@@ -127,7 +157,7 @@ class Refunding:
             return "ask_provider"
         raise PaymentInProgress("the payment is changing; retry")
 
-    def _at_provider(self, payment_id: str, actor: Actor) -> None:
+    def _at_provider(self, payment_id: str, actor: Actor, refused_note: str = REFUND_REFUSED) -> None:
         found = self.payments.get(payment_id)
         if found is None or found[0].transaction_id is None:
             raise InvalidState("no payment to refund")
@@ -145,8 +175,19 @@ class Refunding:
 
             self.ledger.change(payment_id, give_up, actor)
             raise Unavailable("the payment provider is unavailable; retry") from None
+        except Refused as exc:
 
-    def _record_booking_refund(self, booking_id: str, actor: Actor) -> Booking:
+            def flag(current: Payment, now: datetime) -> Decision:
+                if current.status != "succeeded":
+                    return None
+                return "refund_refused", current.changed(now, refund_started_at=None, attention=refused_note)
+
+            self.ledger.change(payment_id, flag, actor)
+            raise RefundRefused(f"the payment provider refused the refund: {exc}") from None
+
+    def _record_booking_refund(
+        self, booking_id: str, actor: Actor, reason: str = "refunded by the organiser"
+    ) -> Booking:
         """The booking and its payment are refunded, its tickets revoked and its slots go back on
         sale, together."""
         for attempt in range(MAX_ATTEMPTS):
@@ -156,21 +197,23 @@ class Refunding:
             booking, booking_read_at = found
             if booking.status == "refunded":
                 return booking
-            paid = self.payments.get(booking.paid_by or "")
-            if paid is None:
+            paid = self.payments.get(booking.paid_by) if booking.paid_by else None
+            if paid is None and booking.total_cost > 0:
                 raise InvalidState("no payment to refund")
-            payment, payment_read_at = paid
             now = utcnow()
-            after = booking.moved_to("refunded", now, "refunded by the organiser")
+            after = booking.moved_to("refunded", now, reason)
             claims = self.inventory.claims_of(booking.event_id, booking.id)
             uow = self.new_uow()
             self.bookings.stage_update(uow, booking, after, since=booking_read_at)
             for claim in claims:
                 self.inventory.stage_release(uow, booking.event_id, claim)
+            uses = self.promos.stage_release(uow, booking)  # the promo code's use is given back
             uow.record(change("refunded", after, actor, now, before=booking))
             self.issuer.stage_revoke(uow, booking, actor, now)
-            if payment.status != "refunded":
-                paid_back = payment.moved_to("refunded", now)
+            if paid is not None and paid[0].status != "refunded":
+                payment, payment_read_at = paid
+                resolved = {"attention": None} if payment.attention == REFUND_REFUSED else {}  # refused before
+                paid_back = payment.moved_to("refunded", now, **resolved)
                 self.payments.stage_update(uow, paid_back, since=payment_read_at)
                 uow.record(change("refunded", paid_back, actor, now, before=payment))
             try:
@@ -179,5 +222,7 @@ class Refunding:
                 backoff(attempt)
                 continue
             self.released(booking.event_id, [c.n for c in claims])
+            self.promos.released(booking, uses)
+            self.waitlist.freed(booking.event_id)
             return after
         raise PaymentInProgress("the booking is changing; retry")

@@ -142,13 +142,17 @@ variable "function_access" {
     enqueue: may create tasks on the booking-expiry queue (run as the internal invoker).
   EOT
   default = {
-    meta      = { firestore = false }
-    bookings  = { enqueue = true }
-    payments  = { publish = ["payment-events"] }
+    meta = { firestore = false }
+    # A free booking (a 100% promo code) is confirmed by the hold itself; a cancel serves the waitlist.
+    bookings = { enqueue = true, publish = ["booking-confirmed"] }
+    # A join or a capacity raise serves the waitlist (a task); a refund frees tickets for it too.
+    events    = { enqueue = true }
+    payments  = { publish = ["payment-events"], enqueue = true }
     webhooks  = { publish = ["payment-events"] }
     finaliser = { publish = ["booking-confirmed"] }
-    # The sweep also relays outbox messages that were not published when they were written.
-    tasks = { publish = ["payment-events", "booking-confirmed"] }
+    # The sweep also relays outbox messages that were not published when they were written; a
+    # cancellation's batch asks for the next one (a task).
+    tasks = { publish = ["payment-events", "booking-confirmed"], enqueue = true }
   }
 }
 

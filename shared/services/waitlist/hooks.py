@@ -1,0 +1,56 @@
+"""What an offered booking's end does to its waitlist entry, staged into the booking's own commit,
+and the nudge to the line server when tickets come free."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from shared.dal.records import Revision, UnitOfWork
+from shared.domain_events import Actor, change
+from shared.models import Booking
+from shared.waitlist_models import WaitlistEntry, WaitlistStatus
+
+
+class EntryStore(Protocol):
+    def get(self, entry_id: str) -> tuple[WaitlistEntry, Revision] | None: ...
+    def stage_update(self, uow: UnitOfWork, before: WaitlistEntry, after: WaitlistEntry, since: Revision) -> None: ...
+
+
+class WaitlistHooks:
+    def __init__(self, entries: EntryStore, serve_soon: Callable[[str], None]) -> None:
+        self.entries = entries
+        self.serve_soon = serve_soon
+
+    def stage_booking_ended(self, uow: UnitOfWork, booking: Booking, ended: str, actor: Actor, now: datetime) -> None:
+        """An offered booking expired or was cancelled: its entry is `expired` (or `left`)."""
+        status: WaitlistStatus = "left" if ended == "cancelled" else "expired"
+        self._move(uow, booking, ("offered",), status, actor, now)
+
+    def stage_fulfilled(self, uow: UnitOfWork, booking: Booking, actor: Actor, now: datetime) -> None:
+        """An offered booking was paid (on time, or late after it expired): its entry is fulfilled."""
+        self._move(uow, booking, ("offered", "expired"), "fulfilled", actor, now)
+
+    def freed(self, event_id: str) -> None:
+        """Tickets of the event came free: the line goes first."""
+        self.serve_soon(event_id)
+
+    def _move(
+        self,
+        uow: UnitOfWork,
+        booking: Booking,
+        from_: tuple[WaitlistStatus, ...],
+        to: WaitlistStatus,
+        actor: Actor,
+        now: datetime,
+    ) -> None:
+        if booking.waitlist_entry_id is None:
+            return
+        found = self.entries.get(booking.waitlist_entry_id)
+        if found is None or found[0].booking_id != booking.id or found[0].status not in from_:
+            return
+        entry, read_at = found
+        after = entry.moved_to(to, now)
+        self.entries.stage_update(uow, entry, after, since=read_at)
+        uow.record(change(to, after, actor, now, before=entry))
