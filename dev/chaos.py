@@ -128,6 +128,7 @@ class Run:
     deadline: float
     history: History = field(default_factory=History)
     seen_confirmed: set[str] = field(default_factory=set)
+    declines_first: int = 3  # holds whose first payment attempt is a declined card
     cancelled: set[str] = field(default_factory=set)  # events the organiser cancelled (maybe: unknown outcome)
 
 
@@ -182,7 +183,7 @@ async def buyer(run: Run, session: aiohttp.ClientSession, i: int) -> None:
             body=body, key=f"{run.seed}-{i}-{n}-hold",
         )  # fmt: skip
         if hold.outcome != "ok":
-            if hold.code == "sold_out" and rng.random() < 0.15:
+            if hold.code == "sold_out" and rng.random() < 0.04:
                 await wait_in_line(run, session, actor, token, event_id, body["quantity"], rng, f"{run.seed}-{i}-{n}")
             await asyncio.sleep(rng.uniform(0.5, 2))
             continue
@@ -193,7 +194,13 @@ async def buyer(run: Run, session: aiohttp.ClientSession, i: int) -> None:
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             continue
         choice = rng.random()
-        if choice < 0.6:
+        if run.declines_first > 0:  # the run's first holds are declined, then paid: every run has both
+            run.declines_first -= 1
+            await pay(
+                run, session, actor, token, booking_id, "pm_card_chargeCustomerFail", f"{run.seed}-{i}-{n}-d", rng
+            )
+            await pay(run, session, actor, token, booking_id, "pm_card_visa", f"{run.seed}-{i}-{n}-pay", rng)
+        elif choice < 0.6:
             await pay(run, session, actor, token, booking_id, "pm_card_visa", f"{run.seed}-{i}-{n}-pay", rng)
         elif choice < 0.7:
             await pay(
@@ -223,8 +230,9 @@ async def wait_in_line(
     if mine is None:
         return
     if mine.get("status") == "offered" and mine.get("booking_id") and rng.random() < 0.7:
-        await pay(run, session, actor, token, str(mine["booking_id"]), "pm_card_visa", f"{key}-offer", rng)
-    elif mine.get("status") == "waiting" and rng.random() < 0.5:
+        card = "pm_card_visa" if rng.random() < 0.8 else "pm_card_chargeCustomerFail"
+        await pay(run, session, actor, token, str(mine["booking_id"]), card, f"{key}-offer", rng)
+    elif mine.get("status") == "waiting" and rng.random() < 0.8:
         await operate(run, session, actor, "leave", "DELETE", f"/v1/waitlist/{entry_id}", token)
 
 

@@ -326,6 +326,9 @@ def _in_flight(snap: _Snapshot) -> list[str]:
         free = int(stored.get("capacity") or 0) - sum(1 for c in snap.claims.get(event_id, []) if c.live(now))
         if stored.get("status") == "published":
             busy += invariants_waitlist.stalled(event_id, entries, free)
+        live = [e for e in entries.values() if e.get("status") in ("waiting", "offered")]
+        if stored.get("status") == "cancelled" and live:
+            busy.append(f"event/{event_id} is cancelled; {len(live)} waitlist entries still live")
     grouped = invariants_promo.by_event(snap.bookings)
     for event_id, event in snap.events.items():
         busy += invariants_cancel.in_flight(event_id, event, grouped.get(event_id, {}), snap.payments)

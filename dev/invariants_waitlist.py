@@ -4,7 +4,7 @@
   offered) per event, and the membership records match the live entries exactly; an entry with
   an offer names a booking of its event made for it (same buyer and quantity), and the booking's
   state matches the entry's: offered - pending payment, fulfilled - confirmed or refunded, expired -
-  expired, left after an offer - cancelled; every booking made for an entry is that entry's offer;
+  expired (or cancelled with its event), left after an offer - cancelled; every booking made for an entry is that entry's offer;
   offers follow the line: no entry was offered before an entry that joined earlier and was still
   waiting; and nobody who did not wait got tickets while someone waited: no booking other than an
   offer was made while an entry had been waiting for longer than the line's fence (FENCE_SECONDS,
@@ -24,7 +24,12 @@ from shared.services.waitlist.line import FENCE_SECONDS
 RULE = "waitlist"
 DESCRIPTION = "one live entry per buyer, offers in join order matching their bookings, no ticket sold past the line"
 STATUSES = {"waiting", "offered", "fulfilled", "expired", "left"}
-BOOKING_FOR = {"offered": {"pending_payment"}, "fulfilled": {"confirmed", "refunded"}, "expired": {"expired"}}
+# An offered booking's state for each state of its entry (expired: ran out, or its event was cancelled).
+BOOKING_FOR = {
+    "offered": {"pending_payment"},
+    "fulfilled": {"confirmed", "refunded"},
+    "expired": {"expired", "cancelled"},
+}
 FENCE = timedelta(seconds=FENCE_SECONDS)
 
 
@@ -75,7 +80,8 @@ def _entry(entry_id: str, e: dict[str, Any], bookings: dict[str, dict[str, Any]]
     if status not in STATUSES:
         return [(RULE, subject, f"unknown status {status!r}")]
     if booking_id is None:
-        return [(RULE, subject, f"{status} with no offered booking")] if status in BOOKING_FOR else []
+        # expired with no offer: its event was cancelled while it waited
+        return [(RULE, subject, f"{status} with no offered booking")] if status in ("offered", "fulfilled") else []
     b = bookings.get(str(booking_id))
     if b is None:
         return [(RULE, subject, f"{status}; its booking {booking_id} is not one of its event")]

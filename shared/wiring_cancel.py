@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from shared.services.cancelling.cancel import EventCancelling
     from shared.services.cancelling.fanout import CancellationFanOut
     from shared.services.cancelling.notices import CancellationNotice
+    from shared.services.waitlist.closing import LineCloser
 
 
 class CancelServices:
@@ -72,7 +73,18 @@ class CancelServices:
             root.payments.refunding,
             self.notice,
             self.tasks.schedule,
+            self.line_closer.close,
         )
+
+    @cached_property
+    def line_closer(self) -> LineCloser:
+        from shared.dal.notifications import NotificationDAL
+        from shared.dal.users import UserDAL
+        from shared.services.waitlist.closing import LineCloser
+
+        fs = self.root.firestore
+        entries, sender = self.root.waitlist.entries, self.notice.sender
+        return LineCloser(entries, UserDAL(fs), NotificationDAL(fs), sender, self.root.new_uow)
 
 
 @lru_cache(maxsize=4)

@@ -4,6 +4,8 @@ e-mailed, and freed tickets never sold past the line while anyone waits."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from typing import Any
 
 import pytest
@@ -43,6 +45,17 @@ def offered(api: Api, token: str, entry_id: str, status: str = "offered") -> dic
     found = poll(lambda: (e := entry(api, token, entry_id))["status"] == status and e, timeout=30)
     assert found, f"entry {entry_id} is {entry(api, token, entry_id)['status']}, not {status}"
     return dict(found)
+
+
+def mails_to(stack: Stack, address: str) -> list[str]:
+    """The plain-text bodies of the messages the stack's mail sink holds for `address`."""
+    found = []
+    for path in sorted(stack.mail_dir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+        if message["To"] == address and body is not None:
+            found.append(str(body.get_content()))
+    return found
 
 
 def keeps_invariants(stack: Stack, event_id: str) -> None:
@@ -193,3 +206,28 @@ def test_the_sweep_serves_a_line_whose_task_was_lost(no_tasks: Stack) -> None:
     assert swept.json()["offers"] == 1
     assert entry(api, buyer, waiting["id"])["status"] == "offered"
     keeps_invariants(no_tasks, event["id"])
+
+
+def test_a_cancelled_event_closes_its_line_and_tells_everyone_waiting(api: Api, stack: Stack) -> None:
+    admin, _ = api.register_admin()
+    event, holders = sold_out_event(api, admin, capacity=1)
+    (first, _), (second, second_user) = api.register_buyer(), api.register_buyer()
+    first_entry = joined(api, first, event["id"])
+    second_entry = joined(api, second, event["id"])
+    token, booking = holders[0]
+    assert api.call("POST", f"/v1/bookings/{booking['id']}/cancel", token).status_code == 200
+    offer = offered(api, first, first_entry["id"])
+
+    current = api.call("GET", f"/v1/events/{event['id']}", admin).headers["ETag"]
+    cancelled = api.call(
+        "POST", f"/v1/events/{event['id']}/cancel", admin, json={"reason": "Storm"}, headers={"If-Match": current}
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    assert offered(api, second, second_entry["id"], "expired")["booking_id"] is None
+    assert offered(api, first, first_entry["id"], "expired")["booking_id"] == offer["booking_id"]
+    assert api.call("GET", f"/v1/bookings/{offer['booking_id']}", first).json()["status"] == "cancelled"
+    assert_problem(join(api, api.register_buyer()[0], event["id"]), 409, "event_cancelled")
+    assert_problem(api.call("DELETE", f"/v1/waitlist/{second_entry['id']}", second), 409, "invalid_state")
+    closed = [m for m in mails_to(stack, second_user["email"]) if "waitlist is closed" in m]
+    assert len(closed) == 1, closed
+    keeps_invariants(stack, event["id"])

@@ -91,6 +91,7 @@ class Cancel:
             app.refunding,
             notice,
             lambda *task: self.tasks.append(task) is None,
+            lambda event: 0,
             batch=batch,
             refunds_per_second=1000,
         )

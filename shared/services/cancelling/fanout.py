@@ -88,6 +88,7 @@ class CancellationFanOut:
         refunding: Refunder,
         notice: CancellationNotice,
         schedule: Callable[[str, str, str | None], bool],
+        close_line: Callable[[Event], int],
         batch: int = BATCH,
         refunds_per_second: float = REFUNDS_PER_SECOND,
     ) -> None:
@@ -99,6 +100,7 @@ class CancellationFanOut:
         self.refunding = refunding
         self.notice = notice
         self.schedule = schedule  # the next task: (event id, run, cursor) -> created
+        self.close_line = close_line  # the event's waiting entries end, each buyer e-mailed
         self.batch = batch
         self.rate = refunds_per_second
 
@@ -108,6 +110,8 @@ class CancellationFanOut:
         if event is None or not event.is_cancelled:
             return {"event_id": event_id, "outcomes": {}, "next": None}
         outcomes, last, full = self._batch(event, after, Pacer(self.rate))
+        if after is None:
+            self.close_line(event)
         if full and last is not None:
             self.schedule(event_id, run, last)
         return {"event_id": event_id, "outcomes": dict(outcomes), "next": last if full else None}
@@ -119,6 +123,7 @@ class CancellationFanOut:
         now = now or utcnow()
         deadline, run, resumed = time.monotonic() + budget, f"s{int(now.timestamp())}", 0
         for event in self.events.cancelled_since(now - WATCH, limit):
+            self.close_line(event)
             if self.counts(event).settled:
                 continue
             resumed += 1

@@ -24,8 +24,9 @@ class WaitlistHooks:
         self.serve_soon = serve_soon
 
     def stage_booking_ended(self, uow: UnitOfWork, booking: Booking, ended: str, actor: Actor, now: datetime) -> None:
-        """An offered booking expired or was cancelled: its entry is `expired` (or `left`)."""
-        status: WaitlistStatus = "left" if ended == "cancelled" else "expired"
+        """An offered booking ended: its entry has `left` when its buyer cancelled it, and is
+        `expired` when it ran out or its event was cancelled."""
+        status: WaitlistStatus = "left" if ended == "cancelled" and actor.type == "user" else "expired"
         self._move(uow, booking, ("offered",), status, actor, now)
 
     def stage_fulfilled(self, uow: UnitOfWork, booking: Booking, actor: Actor, now: datetime) -> None:

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from shared.core.errors import (
     AlreadyWaiting,
+    EventCancelled,
     Forbidden,
     InvalidState,
     NotFound,
@@ -150,6 +151,4 @@ class Waitlist:
 
 def _refuse_if_cancelled(event: Event) -> None:
     if event.status == "cancelled":
-        from shared.core import errors
-
-        raise errors.EventCancelled("the event was cancelled")  # type: ignore[attr-defined]
+        raise EventCancelled("the event was cancelled")

@@ -1,0 +1,89 @@
+"""A cancelled event's line is closed: every waiting entry ends `expired`, its buyer e-mailed once.
+
+Run by the cancellation's fan-out (its tasks and the sweep's resumption), so it resumes after any
+crash like the rest of the cancellation. The e-mail goes first (one notification record per entry),
+then the entry's compare-and-set: a crash in between sends nothing twice and ends the entry later.
+Offered entries end with their booking, which the fan-out cancels (hooks.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from shared.dal.records import ConcurrentUpdate, Revision, UnitOfWork
+from shared.domain_events import Actor, change
+from shared.models import Event, User, utcnow
+from shared.notify import EmailSender
+from shared.waitlist_models import WaitlistEntry
+
+log = logging.getLogger("waitlist")
+KIND = "event_cancelled"
+CLOSING = Actor.system("cancellation")
+
+
+class LineStore(Protocol):
+    def line(self, event_id: str, limit: int) -> list[tuple[WaitlistEntry, Revision]]: ...
+    def stage_update(self, uow: UnitOfWork, before: WaitlistEntry, after: WaitlistEntry, since: Revision) -> None: ...
+
+
+class Users(Protocol):
+    def get(self, user_id: str) -> User | None: ...
+
+
+class SentLog(Protocol):
+    def claim(self, booking_id: str, kind: str) -> bool: ...
+    def mark_sent(self, booking_id: str, kind: str) -> None: ...
+    def release(self, booking_id: str, kind: str) -> None: ...
+
+
+class LineCloser:
+    def __init__(
+        self, entries: LineStore, users: Users, sent: SentLog, sender: EmailSender, new_uow: Callable[[], UnitOfWork]
+    ) -> None:
+        self.entries = entries
+        self.users = users
+        self.sent = sent
+        self.sender = sender
+        self.new_uow = new_uow
+
+    def close(self, event: Event, limit: int = 500) -> int:
+        """End up to `limit` waiting entries of the cancelled event; returns how many ended."""
+        ended = 0
+        for entry, read_at in self.entries.line(event.id, limit):
+            if not self._tell(entry, event):
+                continue  # the mail is down: the entry waits for the next pass
+            now = utcnow()
+            after = entry.moved_to("expired", now)
+            uow = self.new_uow()
+            self.entries.stage_update(uow, entry, after, since=read_at)
+            uow.record(change("expired", after, CLOSING, now, before=entry))
+            try:
+                uow.commit()
+            except ConcurrentUpdate:
+                continue  # it changed meanwhile (left): nothing to close
+            ended += 1
+        return ended
+
+    def _tell(self, entry: WaitlistEntry, event: Event) -> bool:
+        user = self.users.get(entry.user_id)
+        if user is None or not self.sent.claim(entry.id, KIND):
+            return True
+        body = "\n".join(
+            [
+                f"Hello {user.name},",
+                "",
+                f"we are sorry: {event.name} has been cancelled by its organiser, so its waitlist is closed.",
+                f"Their reason: {event.cancellation_reason or 'none given'}",
+                "You were not charged anything.",
+            ]
+        )
+        try:
+            self.sender.send(user.email, f"Cancelled: {event.name}", body)
+        except Exception:
+            self.sent.release(entry.id, KIND)
+            log.warning("could not e-mail the cancellation of event %s to waitlist entry %s", event.id, entry.id)
+            return False
+        self.sent.mark_sent(entry.id, KIND)
+        return True
