@@ -1,14 +1,14 @@
 """The waitlist rules of the invariant checker (dev/invariants.py reads and reports them).
 
 - `waitlist`: every entry has a known status; a buyer has at most one live entry (waiting or
-  offered) per event, and the membership records match the live entries exactly; an entry with
-  an offer names a booking of its event made for it (same buyer and quantity), and the booking's
-  state matches the entry's: offered - pending payment, fulfilled - confirmed or refunded, expired -
-  expired (or cancelled with its event), left after an offer - cancelled; every booking made for an entry is that entry's offer;
-  offers follow the line: no entry was offered before an entry that joined earlier and was still
-  waiting; and nobody who did not wait got tickets while someone waited: no booking other than an
-  offer was made while an entry had been waiting for longer than the line's fence (FENCE_SECONDS,
-  shared/services/waitlist/line.py).
+  offered) per event, and the membership records match the live entries exactly; an entry with an
+  offer names a booking of its event made for it (same buyer and quantity), and the booking's state
+  matches the entry's: offered - pending payment, fulfilled - confirmed or refunded, expired -
+  expired (or cancelled with its event), left after an offer - cancelled; every booking made for an
+  entry is that entry's offer; offers follow the line: no entry was offered before an entry that
+  joined earlier and was still waiting; and nobody who did not wait got tickets while someone
+  waited: no booking other than an offer was made while an entry had been waiting for longer than
+  the line's fence (FENCE_SECONDS, shared/services/waitlist/line.py).
 
 `in_flight` adds: a head of a line whose quantity is free (the line server or the sweep is due).
 """

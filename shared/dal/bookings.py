@@ -31,13 +31,13 @@ class BookingDAL(Dal):
         return (_from_doc(snap.to_dict() or {}), revision(snap)) if snap.exists else None
 
     def buyer_holds(self, event_id: str, user_id: str) -> BuyerHolds:
-        snap = self.client.document(self._buyer_path(event_id, user_id)).get()
-        if not snap.exists:
-            return BuyerHolds()
-        doc = snap.to_dict() or {}
-        pending = {k: as_utc(v) for k, v in (doc.get("pending") or {}).items()}
-        recent = tuple(as_utc(t) for t in doc.get("recent") or ())
-        return BuyerHolds(pending, revision(snap), recent)
+        return _buyer_holds(self.client.document(self._buyer_path(event_id, user_id)).get())
+
+    def buyer_holds_of(self, event_id: str, user_ids: list[str]) -> dict[str, BuyerHolds]:
+        """Several buyers' pending holds of one event in one read (the waitlist's offers)."""
+        refs = [self.client.document(self._buyer_path(event_id, u)) for u in user_ids]
+        found = {s.reference.id: _buyer_holds(s) for s in self.client.get_all(refs)} if refs else {}
+        return {u: found.get(u, BuyerHolds()) for u in user_ids}
 
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None
@@ -97,6 +97,15 @@ class BookingDAL(Dal):
 
     def _buyer_path(self, event_id: str, user_id: str) -> str:
         return f"events/{event_id}/buyers/{user_id}"
+
+
+def _buyer_holds(snap: Any) -> BuyerHolds:
+    if not snap.exists:
+        return BuyerHolds()
+    doc = snap.to_dict() or {}
+    pending = {k: as_utc(v) for k, v in (doc.get("pending") or {}).items()}
+    recent = tuple(as_utc(t) for t in doc.get("recent") or ())
+    return BuyerHolds(pending, revision(snap), recent)
 
 
 def _to_doc(booking: Booking) -> dict[str, Any]:

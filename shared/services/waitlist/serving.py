@@ -20,7 +20,7 @@ from typing import Protocol
 from shared.dal.records import BuyerHolds, Claim, ConcurrentUpdate, DocumentExists, HoldPlan, Revision, UnitOfWork
 from shared.domain_events import BOOKING_CONFIRMED, Actor, change
 from shared.models import Booking, Event, new_id, utcnow
-from shared.services.bookings.ports import BookingStore, Inventory
+from shared.services.bookings.ports import Inventory
 from shared.services.counting import TakenCounter
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
@@ -45,6 +45,10 @@ class EventReader(Protocol):
     def get(self, event_id: str) -> Event | None: ...
 
 
+class Buyers(Protocol):
+    def buyer_holds_of(self, event_id: str, user_ids: list[str]) -> dict[str, BuyerHolds]: ...
+
+
 class HoldStager(Protocol):
     def stage_hold(self, uow: UnitOfWork, plan: HoldPlan, actor: Actor) -> None: ...
 
@@ -58,7 +62,7 @@ class LineServer:
         self,
         entries: LineStore,
         events: EventReader,
-        bookings: BookingStore,
+        bookings: Buyers,
         inventory: Inventory,
         picker: SlotPicker,
         counter: TakenCounter,
@@ -113,8 +117,12 @@ class LineServer:
         if not reserved:
             return 0
         price = event.unit_price(self.inventory.taken(event.id, now))
+        buyers = self.bookings.buyer_holds_of(event.id, [entry.user_id for entry, _, _ in reserved])
         uow = self.new_uow()
-        bookings = [self._stage(uow, event, entry, read_at, picks, price, now) for entry, read_at, picks in reserved]
+        bookings = [
+            self._stage(uow, event, entry, read_at, picks, price, now, buyers[entry.user_id])
+            for entry, read_at, picks in reserved
+        ]
         every_pick = [p for _, _, picks in reserved for p in picks]
         try:
             uow.commit()
@@ -142,6 +150,7 @@ class LineServer:
         picks: Picks,
         price: int,
         now: datetime,
+        buyer: BuyerHolds,
     ) -> Booking:
         booking = Booking(
             id=new_id(),
@@ -160,7 +169,6 @@ class LineServer:
             history=({"status": "pending_payment", "at": now.isoformat(), "reason": "offered from the waitlist"},),
             waitlist_entry_id=entry.id,
         )
-        buyer: BuyerHolds = self.bookings.buyer_holds(event.id, entry.user_id)
         self.holds.stage_hold(uow, HoldPlan(booking, picks, buyer), WAITLIST)
         offered = entry.moved_to(
             "offered", now, booking_id=booking.id, offer_expires_at=booking.expires_at, offered_at=now
