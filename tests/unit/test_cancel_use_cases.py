@@ -94,6 +94,7 @@ class Cancel:
             lambda event: 0,
             batch=batch,
             refunds_per_second=1000,
+            parallel=1,  # the in-memory store is not for threads
         )
 
     def run_all(self) -> None:
