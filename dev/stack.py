@@ -42,6 +42,7 @@ DEFAULT_PORTS = {
 }
 LOCATION = "europe-west1"
 EXPIRY_QUEUE = "booking-expiry"
+WAITLIST_QUEUE = "waitlist-serve"  # its own queue: the emulator dispatches one task at a time per queue
 
 
 class StackError(RuntimeError):
@@ -215,7 +216,9 @@ class Stack:
             if not (ROOT / venv).is_dir():
                 raise StackError(f"{venv} is missing: run `make install` first")
         p = self.ports
-        queue = f"projects/{self.project}/locations/{LOCATION}/queues/{EXPIRY_QUEUE}"
+        queue, line = (
+            f"projects/{self.project}/locations/{LOCATION}/queues/{q}" for q in (EXPIRY_QUEUE, WAITLIST_QUEUE)
+        )
         return [
             Child(
                 "firestore",
@@ -243,6 +246,8 @@ class Stack:
                     f"--port={p['tasks']}",
                     "-d",
                     queue,
+                    "-d",
+                    line,
                     "-r",
                     "20",
                     "-q",
@@ -437,7 +442,7 @@ def _summary(stack: Stack) -> str:
         ("local identity provider", f"{stack.url}/dev/token; keys at {env['AUTH_JWKS_URL']} (also /dev/jwks.json)"),
         ("Firestore emulator", env["FIRESTORE_EMULATOR_HOST"]),
         ("Pub/Sub emulator", env["PUBSUB_EMULATOR_HOST"]),
-        ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + f"  (queue {EXPIRY_QUEUE})"),
+        ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + f"  (queues {EXPIRY_QUEUE}, {WAITLIST_QUEUE})"),
         ("localstripe", env["STRIPE_API_BASE"] + "  (webhook -> /v1/webhooks/stripe)"),
         ("Pub/Sub push", ", ".join(f"{t} -> {p}" for t, p in push_subscriptions().items())),
         ("SMTP sink", f"127.0.0.1:{stack.ports['smtp']}  (mail saved in {stack.mail_dir})"),

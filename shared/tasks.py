@@ -77,13 +77,14 @@ class CloudTasksExpiryScheduler:
         window = int(now / SERVE_WINDOW) + 1
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(datetime.fromtimestamp(window * SERVE_WINDOW + SERVE_MARGIN, UTC))
+        queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.waitlist_queue
         task = {
-            "name": f"{self.queue_path}/tasks/serve-{event_id}-{window}",
+            "name": f"{queue}/tasks/serve-{event_id}-{window}",
             "schedule_time": when,
             "http_request": self._request("serve-waitlist", {"event_id": event_id}),
         }
         try:
-            self.client().create_task(parent=self.queue_path, task=task, timeout=5)
+            self.client().create_task(parent=queue, task=task, timeout=5)
         except gexc.AlreadyExists:
             pass  # another release of the same window asked already
         except Exception:

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
 
     # Expiry: Cloud Tasks queue and where its tasks are delivered.
     expiry_queue: str = "booking-expiry"
+    waitlist_queue: str = "waitlist-serve"  # serving the waitlists: latency-bound, apart from the expiries
     tasks_target_base_url: str = "http://127.0.0.1:8080"
     tasks_invoker_service_account: str | None = None
     sweep_batch_size: int = Field(default=200, ge=1, le=1000)

@@ -231,9 +231,10 @@ def test_roles_are_least_privilege() -> None:
     assert "roles/datastore.user" in project_roles
     assert not any(r in project_roles for r in ("roles/owner", "roles/editor", "roles/secretmanager.secretAccessor"))
     assert unquote(resource(MODULE, "google_pubsub_topic_iam_member", "publisher")["role"]) == "roles/pubsub.publisher"
-    assert unquote(resource(MODULE, "google_cloud_tasks_queue_iam_member", "enqueuer")["role"]) == (
-        "roles/cloudtasks.enqueuer"
-    )
+    for enqueuer in ("enqueuer", "waitlist_enqueuer"):
+        assert unquote(resource(MODULE, "google_cloud_tasks_queue_iam_member", enqueuer)["role"]) == (
+            "roles/cloudtasks.enqueuer"
+        )
     internal = resource(MODULE, "google_cloud_run_service_iam_member", "internal")
     assert internal["member"] == '"serviceAccount:${google_service_account.invoker.email}"'
 
@@ -244,6 +245,8 @@ def test_event_driven_pieces() -> None:
     assert unquote(variables[("expiry_queue",)]["default"]) == "booking-expiry"
     assert unquote(variables[("sweep_schedule",)]["default"]) == "* * * * *"
     assert resource(MODULE, "google_cloud_tasks_queue", "expiry")["name"] == "${var.expiry_queue}"
+    assert unquote(variables[("waitlist_queue",)]["default"]) == "waitlist-serve"
+    assert resource(MODULE, "google_cloud_tasks_queue", "waitlist")["name"] == "${var.waitlist_queue}"
     job = resource(MODULE, "google_cloud_scheduler_job", "sweep")
     assert job["schedule"] == "${var.sweep_schedule}"
     assert job["http_target"][0]["oidc_token"][0]["service_account_email"] == "${google_service_account.invoker.email}"

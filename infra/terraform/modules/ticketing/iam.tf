@@ -68,6 +68,15 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
   member   = "serviceAccount:${google_service_account.fn[each.key].email}"
 }
 
+resource "google_cloud_tasks_queue_iam_member" "waitlist_enqueuer" {
+  for_each = { for name, a in local.access : name => a if a.enqueue }
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.waitlist.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${google_service_account.fn[each.key].email}"
+}
+
 # A task carries an OIDC token of the internal invoker, so whoever enqueues must act as it.
 resource "google_service_account_iam_member" "enqueuer_acts_as_invoker" {
   for_each           = { for name, a in local.access : name => a if a.enqueue }

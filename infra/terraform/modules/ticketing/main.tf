@@ -29,6 +29,7 @@ locals {
     LOG_LEVEL                      = var.log_level
     PUBLIC_BASE_URL                = "https://${var.domains[0]}"
     EXPIRY_QUEUE                   = var.expiry_queue
+    WAITLIST_QUEUE                 = var.waitlist_queue
     TASKS_TARGET_BASE_URL          = local.tasks_target_base_url
     TASKS_INVOKER_SERVICE_ACCOUNT  = google_service_account.invoker.email
     THREADS                        = tostring(var.concurrency)

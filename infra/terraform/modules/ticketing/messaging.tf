@@ -64,6 +64,28 @@ resource "google_cloud_tasks_queue" "expiry" {
   depends_on = [google_project_service.apis]
 }
 
+# Serving the waitlists: a task right after tickets come free, so its own queue, never behind the
+# expiries scheduled for later; a lost task is served by the sweep.
+resource "google_cloud_tasks_queue" "waitlist" {
+  project  = var.project_id
+  location = var.region
+  name     = var.waitlist_queue
+
+  rate_limits {
+    max_dispatches_per_second = 50
+    max_concurrent_dispatches = 20
+  }
+
+  retry_config {
+    max_attempts       = 5
+    min_backoff        = "1s"
+    max_backoff        = "10s"
+    max_retry_duration = "120s"
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_cloud_scheduler_job" "sweep" {
   count            = local.has_sweep ? 1 : 0
   project          = var.project_id

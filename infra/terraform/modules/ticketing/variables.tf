@@ -139,7 +139,7 @@ variable "function_access" {
   description = <<-EOT
     Roles per function, beyond reading the two Stripe secrets (every function needs them). A function not listed gets
     Firestore access only. firestore: roles/datastore.user; publish: topics it may publish to;
-    enqueue: may create tasks on the booking-expiry queue (run as the internal invoker).
+    enqueue: may create tasks on the booking-expiry and waitlist-serve queues (run as the internal invoker).
   EOT
   default = {
     meta = { firestore = false }
@@ -162,6 +162,12 @@ variable "topics" {
   type        = list(string)
   description = "Pub/Sub topics. A routes.json function with \"topic\" gets that topic's messages pushed to its \"push_path\"."
   default     = ["payment-events", "booking-confirmed"]
+}
+
+variable "waitlist_queue" {
+  type        = string
+  description = "Cloud Tasks queue whose tasks serve an event's waitlist right after tickets come free."
+  default     = "waitlist-serve"
 }
 
 variable "expiry_queue" {
