@@ -6,7 +6,7 @@
   released or past its hold owns none; every live use names such a booking; each use sits at its
   slot's own document; a booking's `total_cost` is `unit_price * quantity - discount`, with the
   discount the code's formula of API.md (`discount` 0 without a code); a confirmed booking that
-  paid nothing costs 0.
+  paid nothing costs 0; no use slot below `max_uses` is retired (a use nobody could take).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def read(db: Any, event_id: str) -> dict[str, tuple[dict[str, Any], list[Use]]]:
         for u in snap.reference.collection("uses").stream():
             d = u.to_dict() or {}
             uses.append(Use(u.id, d.get("n"), d.get("state"), d.get("booking_id"), _at(d.get("held_until"))))
-        found[snap.id] = (snap.to_dict() or {}, uses)
+        doc = snap.to_dict() or {}
+        found[str(doc.get("code", snap.id))] = (doc, uses)
     return found
 
 
@@ -72,6 +73,8 @@ def judge(
         for u in uses:
             if u.doc_id != slot_id(f"{event_id}:{code}", u.n if isinstance(u.n, int) else -1):
                 out.append((RULE, subject, f"use {u.doc_id} is not at its slot's document (n={u.n!r})"))
+            if u.state == "retired" and isinstance(limit, int) and isinstance(u.n, int) and u.n < limit:
+                out.append((RULE, subject, f"use slot {u.n} is retired below max_uses {limit}: a use nobody can take"))
             if u.live(now) and isinstance(limit, int) and isinstance(u.n, int) and not 0 <= u.n < limit:
                 out.append((RULE, subject, f"a live use at slot {u.n}, outside max_uses {limit}"))
             owner = bookings.get(str(u.booking_id))

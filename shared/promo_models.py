@@ -44,6 +44,11 @@ class PromoCode:
         return replace(self, **changes, updated_at=now, seq=self.seq + 1)  # type: ignore[arg-type]
 
 
+def doc_id(code: str) -> str:
+    """A code's document id: prefixed, because a code may look like Firestore's reserved `__x__`."""
+    return f"c-{code}"
+
+
 def pool_of(event_id: str, code: str) -> str:
     """The use slots' pool id: event ids and codes never contain ':'."""
     return f"{event_id}:{code}"

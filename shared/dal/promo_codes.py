@@ -1,7 +1,7 @@
 """PromoCodeDAL (an event's promo codes) and PromoUseDAL (the use slots of each code).
 
-A code is `events/E/promo_codes/CODE`. Its uses are claim documents exactly like ticket slots
-(InventoryDAL), in `events/E/promo_codes/CODE/uses`: a booking that carries the code creates one
+A code is `events/E/promo_codes/c-CODE`. Its uses are claim documents exactly like ticket slots
+(InventoryDAL), in `events/E/promo_codes/c-CODE/uses`: a booking that carries the code creates one
 use claim in the commit that creates the booking, so no document is written by two bookings and
 `max_uses` is the size of the slot range, as capacity is for tickets (docs/promo-codes.md).
 """
@@ -12,12 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import as_utc, revision
 from shared.dal.inventory import InventoryDAL, slot_id
 from shared.dal.records import Revision, UnitOfWork
-from shared.promo_models import PromoCode
+from shared.promo_models import PromoCode, doc_id
 
 
 class PromoCodeDAL:
@@ -28,10 +27,10 @@ class PromoCodeDAL:
         return self.client.collection("events").document(event_id).collection("promo_codes")
 
     def path(self, event_id: str, code: str) -> str:
-        return f"events/{event_id}/promo_codes/{code}"
+        return f"events/{event_id}/promo_codes/{doc_id(code)}"
 
     def get(self, event_id: str, code: str) -> tuple[PromoCode, Revision] | None:
-        snap = self.codes(event_id).document(code).get()
+        snap = self.codes(event_id).document(doc_id(code)).get()
         return (_from_doc(snap.to_dict() or {}), revision(snap)) if snap.exists else None
 
     def page(self, event_id: str, limit: int, after: str | None) -> tuple[list[PromoCode], str | None]:
@@ -56,7 +55,11 @@ class PromoUseDAL(InventoryDAL):
     def slots(self, event_id: str) -> firestore.CollectionReference:
         event, code = event_id.split(":", 1)
         return (
-            self.client.collection("events").document(event).collection("promo_codes").document(code).collection("uses")
+            self.client.collection("events")
+            .document(event)
+            .collection("promo_codes")
+            .document(doc_id(code))
+            .collection("uses")
         )
 
     def ref(self, event_id: str, n: int) -> firestore.DocumentReference:
@@ -64,19 +67,11 @@ class PromoUseDAL(InventoryDAL):
 
     def path(self, event_id: str, n: int) -> str:
         event, code = event_id.split(":", 1)
-        return f"events/{event}/promo_codes/{code}/uses/{slot_id(event_id, n)}"
+        return f"events/{event}/promo_codes/{doc_id(code)}/uses/{slot_id(event_id, n)}"
 
     def live(self, pool: str, now: datetime) -> int:
         """Uses that count: claims of pending (unexpired) or confirmed bookings."""
         return self.taken(pool, now)
-
-    def all_live(self, event_id: str, now: datetime) -> dict[str, list[str]]:
-        """code -> booking ids of its live uses, for one event (the invariant checker's view)."""
-        found: dict[str, list[str]] = {}
-        for code in self.client.collection("events").document(event_id).collection("promo_codes").list_documents():
-            query = code.collection("uses").where(filter=FieldFilter("held_until", ">", now))
-            found[code.id] = [str((s.to_dict() or {}).get("booking_id")) for s in query.stream()]
-        return found
 
 
 def _to_doc(promo: PromoCode) -> dict[str, Any]:

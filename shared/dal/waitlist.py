@@ -46,10 +46,23 @@ class WaitlistDAL(Dal):
         return int(result[0][0].value)
 
     def events_with_waiters(self, limit: int) -> list[str]:
-        query = self.client.collection(self.collection).where(filter=FieldFilter("status", "==", "waiting"))
-        return sorted(
-            {str((s.to_dict() or {}).get("event_id")) for s in query.select(["event_id"]).limit(limit).stream()}
+        """Up to `limit` distinct events that have waiting entries (one small query each, in event
+        id order: a long line of one event does not hide the others)."""
+        waiting = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter("status", "==", "waiting"))
+            .order_by("event_id")
+            .select(["event_id"])
+            .limit(1)
         )
+        found: list[str] = []
+        while len(found) < limit:
+            query = waiting.start_after({"event_id": found[-1]}) if found else waiting
+            snaps = list(query.stream())
+            if not snaps:
+                break
+            found.append(str((snaps[0].to_dict() or {}).get("event_id")))
+        return found
 
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None, newest_first: bool

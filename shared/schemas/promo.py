@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Self
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from shared.promo_models import PromoCode
 from shared.schemas.common import Money, Strict
@@ -25,6 +25,13 @@ class PromoCodeIn(Strict):
     max_uses: MaxUses | None = Field(default=None, description="no limit when absent")
     valid_until: Instant | None = None
     active: bool = True
+
+    @field_validator("code")
+    @classmethod
+    def _not_reserved(cls, code: str) -> str:
+        if code.startswith("__") and code.endswith("__"):
+            raise ValueError("a code may not start and end with __ (no id in our paths may)")
+        return code
 
     @model_validator(mode="after")
     def _one_discount(self) -> Self:

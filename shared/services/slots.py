@@ -59,16 +59,19 @@ class SlotPicker:
         now: datetime,
         reread: bool = False,
         avoid: frozenset[int] = frozenset(),
+        fresh: bool = False,
     ) -> list[tuple[int, Claim | None]]:
         """Reserve `quantity` slots in this process; give them back with `done`.
 
         `reread`: the caller keeps colliding (other processes took what this one thinks is free):
         reread the claims first, at most every REFRESH_SECONDS. `avoid`: slots the caller owns
-        already (a late payment's own lapsed claims look free, and must not count twice)."""
+        already (a late payment's own lapsed claims look free, and must not count twice). `fresh`:
+        reread the claims now, whenever they were read last (the waitlist's server, whose process
+        did not see the releases it is asked to serve)."""
         slots = self._slots(event_id)
         with slots.lock:
             resized = slots.capacity is not None and slots.capacity != capacity
-            if resized or (reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS):
+            if fresh or resized or (reread and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS):
                 self._refresh(event_id, slots, capacity, now)
             picks = self._choose(slots, capacity, quantity, now, avoid)
             if picks is None and time.monotonic() - slots.refreshed_at >= REFRESH_SECONDS:

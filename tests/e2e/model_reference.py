@@ -108,7 +108,7 @@ class Model:
         return out
 
     def leave_answers(self, entry: Entry) -> set[str]:
-        return {"200"} if entry.status in ("waiting", "left") and entry.booking_id is None else {"409 invalid_state"}
+        return {"200"} if entry.status == "waiting" else {"409 invalid_state"}
 
     def taken(self, t0: datetime, t1: datetime, without: str | None = None) -> tuple[int, int]:
         """(fewest, most) tickets sold or held during [t0, t1]."""

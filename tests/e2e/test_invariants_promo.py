@@ -46,7 +46,7 @@ def setup(api: Api) -> tuple[str, dict[str, Any]]:
 
 
 def uses(db: Any, event_id: str, code: str) -> Any:
-    return db.collection("events").document(event_id).collection("promo_codes").document(code).collection("uses")
+    return db.collection("events").document(event_id).collection("promo_codes").document(f"c-{code}").collection("uses")
 
 
 def test_what_the_api_does_with_codes_keeps_every_invariant(api: Api, stack: Stack, firestore_client: Any) -> None:

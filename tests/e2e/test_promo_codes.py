@@ -211,7 +211,9 @@ def test_unknown_inactive_expired_or_foreign_codes_are_invalid(api: Api) -> None
     buyer, _ = api.register_buyer()
     for code in ("NOPE", "OFF", "OLD", "ELSEWHERE"):
         assert_problem(hold(api, buyer, event["id"], 1, code), 422, "promo_code_invalid")
-    assert_problem(hold(api, buyer, event["id"], 1, "no!"), 422, "validation_error")
+    for malformed in ("no!", "AB", "a/b", "__x__"):
+        assert_problem(hold(api, buyer, event["id"], 1, malformed), 422, "promo_code_invalid")
+    assert_problem(hold(api, buyer, event["id"], 1, "X" * 65), 422, "validation_error")
     assert api.call("GET", f"/v1/events/{event['id']}").json()["available_tickets"] == 10
 
 
@@ -240,6 +242,8 @@ def test_changing_a_code(api: Api) -> None:
     assert_problem(api.call("PATCH", f"{path}/OPEN", admin, json={}), 422, "validation_error")
     assert_problem(api.call("PATCH", f"{path}/MISSING", admin, json={"active": False}), 404, "not_found")
     assert_problem(api.call("PATCH", f"{path}/__x__", admin, json={"active": False}), 404, "not_found")
+    reserved = api.call("POST", path, admin, json={"code": "__x__", "percent_off": 5})  # no id may look so
+    assert_problem(reserved, 422, "validation_error")
 
 
 def test_the_same_key_with_another_code_is_a_reused_key(api: Api) -> None:

@@ -156,8 +156,7 @@ def test_leaving_the_line(api: Api) -> None:
     assert_problem(api.call("DELETE", f"/v1/waitlist/{made['id']}", other), 404, "not_found")
     left = api.call("DELETE", f"/v1/waitlist/{made['id']}", buyer)
     assert (left.status_code, left.json()["status"]) == (200, "left")
-    again = api.call("DELETE", f"/v1/waitlist/{made['id']}", buyer)
-    assert (again.status_code, again.json()["status"]) == (200, "left")
+    assert_problem(api.call("DELETE", f"/v1/waitlist/{made['id']}", buyer), 409, "invalid_state")
     assert joined(api, buyer, event["id"])["status"] == "waiting"  # a buyer who left may join again
 
 
@@ -230,4 +229,22 @@ def test_a_cancelled_event_closes_its_line_and_tells_everyone_waiting(api: Api, 
     assert_problem(api.call("DELETE", f"/v1/waitlist/{second_entry['id']}", second), 409, "invalid_state")
     closed = [m for m in mails_to(stack, second_user["email"]) if "waitlist is closed" in m]
     assert len(closed) == 1, closed
+    keeps_invariants(stack, event["id"])
+
+
+def test_a_free_event_confirms_the_offer_at_once(api: Api, stack: Stack) -> None:
+    """Nothing to pay: the offered booking is confirmed with its tickets and the entry fulfilled."""
+    admin, _ = api.register_admin()
+    event = api.create_event(admin, capacity=1, base_price=0, surge_price=0)
+    holder, _ = api.register_buyer()
+    held = book(api, holder, event["id"], 1)
+    assert held["status"] == "confirmed"  # free: confirmed by the hold itself
+    waiter, _ = api.register_buyer()
+    waiting = joined(api, waiter, event["id"])
+    assert api.call("POST", f"/v1/bookings/{held['id']}/refund", admin).status_code == 200
+    fulfilled = offered(api, waiter, waiting["id"], "fulfilled")
+    booking = api.call("GET", f"/v1/bookings/{fulfilled['booking_id']}", waiter).json()
+    assert (booking["status"], booking["total_cost"]) == ("confirmed", 0)
+    tickets = api.call("GET", f"/v1/bookings/{booking['id']}/tickets", waiter).json()["items"]
+    assert [t["status"] for t in tickets] == ["valid"]
     keeps_invariants(stack, event["id"])

@@ -415,7 +415,7 @@ class FakePromoCodeStore:
         self.store = store
 
     def path(self, event_id: str, code: str) -> str:
-        return f"events/{event_id}/promo_codes/{code}"
+        return f"events/{event_id}/promo_codes/c-{code}"
 
     def get(self, event_id: str, code: str) -> tuple[PromoCode, Revision] | None:
         found = self.store.get(self.path(event_id, code))

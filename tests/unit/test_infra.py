@@ -280,6 +280,10 @@ NEEDED_INDEXES = {("events", (("status", A), *extra, ("starts_at", A))) for extr
     ("events", (("status", A), ("cancelled_at", A))),  # the sweep: cancellations to resume
     ("bookings", (("event_id", A), ("status", A), ("updated_at", A))),  # a cancellation's refunds done
     ("payments", (("event_id", A), ("status", A), ("attention", A))),  # a cancellation's refunds refused
+    ("waitlist", (("event_id", A), ("status", A), ("created_at", A))),  # the line, in join order
+    ("waitlist", (("event_id", A), ("created_at", A))),  # an event's waitlist for its admins
+    ("waitlist", (("user_id", A), ("created_at", D))),  # a buyer's entries, newest first
+    ("waitlist", (("status", A), ("event_id", A))),  # the sweep: events with a line, one by one
 }
 
 

@@ -31,7 +31,7 @@ from shared.services.paging import decode_after, encode_after
 from shared.services.retry import backoff
 
 MAX_ATTEMPTS = 8
-CODE = re.compile(r"[A-Za-z0-9_-]{3,32}")
+CODE = re.compile(r"[A-Za-z0-9_-]{3,32}")  # stored under a prefixed id: `__x__` is a code too
 
 
 class CodeStore(Protocol):

@@ -10,6 +10,7 @@ work of the booking's own change, so a booking and its use never disagree after 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from shared.promo_models import PromoCode, pool_of
 from shared.services.slots import NoFreeSlots, SlotPicker
 
 Picks = list[tuple[int, Claim | None]]
+CODE = re.compile(r"[A-Za-z0-9_-]{3,32}")  # what a code can be (anything else is no code of ours)
 
 
 class CodeReader(Protocol):
@@ -46,7 +48,7 @@ class PromoUses:
 
     def usable(self, event_id: str, code: str, now: datetime) -> PromoCode:
         """The code as a booking may use it now: PromoCodeInvalid if unknown, inactive or past."""
-        found = self.codes.get(event_id, code.upper())
+        found = self.codes.get(event_id, code.upper()) if CODE.fullmatch(code) else None
         if found is None or not found[0].usable_at(now):
             raise PromoCodeInvalid(f"{code.upper()} is not a valid promo code for this event")
         return found[0]

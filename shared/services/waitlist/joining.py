@@ -111,8 +111,6 @@ class Waitlist:
             if found is None or found[0].user_id != principal.user_id:
                 raise NotFound("waitlist entry not found")
             entry, read_at = found
-            if entry.status == "left" and entry.booking_id is None:
-                return entry
             if entry.status != "waiting":
                 raise InvalidState(f"an entry that is {entry.status} cannot be left")
             now = utcnow()

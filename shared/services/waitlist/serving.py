@@ -110,7 +110,8 @@ class LineServer:
         reserved: list[tuple[WaitlistEntry, Revision, Picks]] = []
         for entry, read_at in heads:
             try:
-                picks = self.picker.pick(event.id, event.capacity, entry.quantity, now, reread=reread and not reserved)
+                first = not reserved
+                picks = self.picker.pick(event.id, event.capacity, entry.quantity, now, fresh=first and not reread)
             except NoFreeSlots:
                 break  # the line waits behind this entry
             reserved.append((entry, read_at, picks))
@@ -137,7 +138,8 @@ class LineServer:
         self.picker.done(event.id, every_pick, claimed=True)
         self.counter.add(event.id, sum(b.quantity for b in bookings))
         for booking in bookings:
-            self.expiry.schedule_expiry(booking.id, booking.expires_at)
+            if booking.status == "pending_payment":
+                self.expiry.schedule_expiry(booking.id, booking.expires_at)
         log.info("waitlist of event %s: %d offer(s)", event.id, len(bookings))
         return len(bookings)
 
@@ -169,9 +171,15 @@ class LineServer:
             history=({"status": "pending_payment", "at": now.isoformat(), "reason": "offered from the waitlist"},),
             waitlist_entry_id=entry.id,
         )
+        if booking.total_cost == 0:  # a free event: nothing to pay, confirmed at once with its tickets
+            booking = booking.moved_to("confirmed", now, "offered from the waitlist; nothing to pay")
         self.holds.stage_hold(uow, HoldPlan(booking, picks, buyer), WAITLIST)
         offered = entry.moved_to(
-            "offered", now, booking_id=booking.id, offer_expires_at=booking.expires_at, offered_at=now
+            "offered" if booking.status == "pending_payment" else "fulfilled",
+            now,
+            booking_id=booking.id,
+            offer_expires_at=booking.expires_at,
+            offered_at=now,
         )
         self.entries.stage_update(uow, entry, offered, since=read_at)
         uow.record(change("offered", offered, WAITLIST, now, before=entry, topics=(BOOKING_CONFIRMED,)))
