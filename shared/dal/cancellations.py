@@ -15,6 +15,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.dal.base import Dal
+from shared.dal.records import UnitOfWork
 
 UNSETTLED = ["pending_payment", "confirmed"]
 
@@ -36,6 +37,9 @@ class CancellationCounts:
         return self.pending_payment == 0 and self.confirmed <= self.refused
 
 
+OPEN = "open_cancellations"
+
+
 class CancellationDAL(Dal):
     collection = "bookings"
 
@@ -50,6 +54,19 @@ class CancellationDAL(Dal):
         if after:
             query = query.start_after({"__name__": self.ref(after)})
         return [s.id for s in query.select(["id"]).limit(limit).stream()]
+
+    # ---- the cancellations not finished yet: `open_cancellations/<event>` ----------------------------
+
+    def stage_open(self, uow: UnitOfWork, event_id: str, at: datetime) -> None:
+        """Created in the cancel's commit, deleted once it is finished: the sweep's work list (not a
+        query over events, which would return old cancellations first and starve the newest)."""
+        uow.create(f"{OPEN}/{event_id}", {"event_id": event_id, "cancelled_at": at})
+
+    def open_ones(self, limit: int) -> list[str]:
+        return [s.id for s in self.client.collection(OPEN).select([]).limit(limit).stream()]
+
+    def close(self, event_id: str) -> None:
+        self.client.collection(OPEN).document(event_id).delete()
 
     def counts(self, event_id: str, cancelled_at: datetime, refused_note: str) -> CancellationCounts:
         bookings = self.client.collection(self.collection).where(filter=FieldFilter("event_id", "==", event_id))

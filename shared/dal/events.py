@@ -63,16 +63,6 @@ class EventDAL(Dal):
                 return found, None
         return found, cursor
 
-    def cancelled_since(self, since: datetime, limit: int) -> list[Event]:
-        """Events cancelled at or after `since` (the sweep resumes their cancellations)."""
-        query = (
-            self.client.collection(self.collection)
-            .where(filter=FieldFilter("status", "==", "cancelled"))
-            .where(filter=FieldFilter("cancelled_at", ">=", since))
-            .limit(limit)
-        )
-        return [_from_doc(s.to_dict() or {}) for s in query.stream()]
-
     def _published_query(self, query: EventQuery) -> firestore.Query:
         q = self.client.collection(self.collection).where(filter=FieldFilter("status", "==", "published"))
         if query.geohash_precision is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from shared.core.errors import EventCancelled, Forbidden, PreconditionRequired, VersionConflict
 from shared.dal.cancellations import CancellationCounts
+from shared.dal.records import UnitOfWork
 from shared.models import Booking, Event, User, utcnow
 from shared.payments.gateway import Refused
 from shared.services.bookings.ports import HoldRequest
@@ -39,6 +40,15 @@ class Remaining:
         )
         return [i for i in ids if after is None or i > after][:limit]
 
+    def stage_open(self, uow: UnitOfWork, event_id: str, at: datetime) -> None:
+        uow.create(f"open_cancellations/{event_id}", {"event_id": event_id, "cancelled_at": at})
+
+    def open_ones(self, limit: int) -> list[str]:
+        return [path.rsplit("/", 1)[1] for path, _, _ in self.app.store.children("open_cancellations")][:limit]
+
+    def close(self, event_id: str) -> None:
+        self.app.store.docs.pop(f"open_cancellations/{event_id}", None)
+
     def counts(self, event_id: str, cancelled_at: datetime, refused_note: str) -> CancellationCounts:
         mine = [b for b in self.app.bookings.all() if b.event_id == event_id]
         refused = [p for p in self.app.payments.all() if p.status == "succeeded" and p.attention == refused_note]
@@ -58,10 +68,6 @@ class Events:
 
     def get(self, event_id: str) -> Event | None:
         return self.app.events.get(event_id)
-
-    def cancelled_since(self, since: datetime, limit: int) -> list[Event]:
-        found = self.app.events.events.values()
-        return [e for e in found if e.is_cancelled and e.cancelled_at and e.cancelled_at >= since][:limit]
 
 
 class Users:

@@ -277,7 +277,6 @@ NEEDED_INDEXES = {("events", (("status", A), *extra, ("starts_at", A))) for extr
     ("bookings", (("event_id", A), ("status", A), ("expires_at", A))),  # live holds in the event's statistics
     ("payments", (("status", A), ("updated_at", A))),
     ("domain_events", (("event_id", A), ("at", D))),
-    ("events", (("status", A), ("cancelled_at", A))),  # the sweep: cancellations to resume
     ("bookings", (("event_id", A), ("status", A), ("updated_at", A))),  # a cancellation's refunds done
     ("payments", (("event_id", A), ("status", A), ("attention", A))),  # a cancellation's refunds refused
     ("waitlist", (("event_id", A), ("status", A), ("created_at", A))),  # the line, in join order

@@ -34,6 +34,7 @@ class Inventory(Protocol):
 
 class Progress(Protocol):
     def counts(self, event_id: str, cancelled_at: datetime, refused_note: str) -> CancellationCounts: ...
+    def stage_open(self, uow: UnitOfWork, event_id: str, at: datetime) -> None: ...
 
 
 # Asks for the first batch of the fan-out: (event id, run, cursor).
@@ -78,6 +79,7 @@ class EventCancelling:
         cancelled = current.revised(now, status="cancelled", cancellation_reason=reason, cancelled_at=now)
         uow = self.new_uow()
         self.events.stage_update(uow, cancelled, since=read_at)
+        self.progress.stage_open(uow, event_id, now)  # the sweep's list of cancellations to finish
         uow.record(change("cancelled", cancelled, Actor.user(principal.user_id), now, before=current))
         try:
             uow.commit()

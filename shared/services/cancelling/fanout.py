@@ -3,13 +3,14 @@ every confirmed one refunded in full, its buyer e-mailed once.
 
 A task (`POST /tasks/cancel-event`) settles one bounded batch of the event's remaining bookings in
 id order and asks for the next batch after the last id it saw (a named task: a retried create is
-deduplicated). The sweep resumes any cancellation of the last WATCH that is not settled, from the
-first remaining booking: that is the crash recovery. Every step is idempotent, so a batch run twice,
-or a task and the sweep at once, refund nothing twice: a pending booking is cancelled by a
-compare-and-set (Releasing), a refund is marked on its payment before the provider is asked and sent
-with one idempotency key per payment (Refunding). Refunds are paced at REFUNDS_PER_SECOND per run
-(Stripe's limit). The buyer is told before the booking is settled: a crash after the settle's
-commit cannot lose the e-mail, and the notification record keeps it to one.
+deduplicated). The sweep resumes every cancellation not finished yet (the list the cancel's commit
+starts, `open_cancellations`), from the first remaining booking: that is the crash recovery. Every
+step is idempotent, so a batch run twice, or a task and the sweep at once, refund nothing twice: a
+pending booking is cancelled by a compare-and-set (Releasing), a refund is marked on its payment
+before the provider is asked and sent with one idempotency key per payment (Refunding). Refunds are
+paced at REFUNDS_PER_SECOND per run (Stripe's limit). The buyer is told before the booking is
+settled: a crash after the settle's commit cannot lose the e-mail, and the notification record keeps
+it to one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 from shared.core.errors import AppError, PaymentInProgress, Unavailable
@@ -36,14 +37,12 @@ ACTOR = Actor.system("cancellation")
 BATCH = 50  # bookings per task
 PARALLEL = 8  # bookings of a batch settled at once
 REFUNDS_PER_SECOND = 25.0  # per run: Stripe allows 100 operations/s live (25 in test mode)
-WATCH = timedelta(days=7)  # the sweep looks after cancellations this recent (webhooks come for 3 days)
 SWEEP_BUDGET = 20.0  # seconds the sweep spends on one event before handing the rest to a task
 Outcome = Literal["cancelled", "refunded", "failed", "settled", "busy"]
 
 
 class Events(Protocol):
     def get(self, event_id: str) -> Event | None: ...
-    def cancelled_since(self, since: datetime, limit: int) -> list[Event]: ...
 
 
 class Bookings(Protocol):
@@ -57,6 +56,8 @@ class Payments(Protocol):
 class Remaining(Protocol):
     def remaining(self, event_id: str, after: str | None, limit: int) -> list[str]: ...
     def counts(self, event_id: str, cancelled_at: datetime, refused_note: str) -> CancellationCounts: ...
+    def open_ones(self, limit: int) -> list[str]: ...
+    def close(self, event_id: str) -> None: ...
 
 
 class Releaser(Protocol):
@@ -130,9 +131,14 @@ class CancellationFanOut:
         rest to tasks; returns how many events it worked on."""
         now = now or utcnow()
         deadline, run, resumed = time.monotonic() + budget, f"s{int(now.timestamp())}", 0
-        for event in self.events.cancelled_since(now - WATCH, limit):
-            self.close_line(event)
-            if self.counts(event).settled:
+        for event_id in self.remaining.open_ones(limit):
+            event = self.events.get(event_id)
+            if event is None or not event.is_cancelled:
+                self.remaining.close(event_id)
+                continue
+            waiting = self.close_line(event)
+            if self.counts(event).settled and waiting == 0:
+                self.remaining.close(event_id)  # finished: off the sweep's list
                 continue
             resumed += 1
             pacer, after = Pacer(self.rate), None

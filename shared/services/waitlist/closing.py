@@ -49,9 +49,11 @@ class LineCloser:
         self.new_uow = new_uow
 
     def close(self, event: Event, limit: int = 500) -> int:
-        """End up to `limit` waiting entries of the cancelled event; returns how many ended."""
+        """End up to `limit` waiting entries of the cancelled event; returns how many still wait
+        (the mail was down, or there were more than `limit`): the next pass goes on."""
+        line = self.entries.line(event.id, limit)
         ended = 0
-        for entry, read_at in self.entries.line(event.id, limit):
+        for entry, read_at in line:
             if not self._tell(entry, event):
                 continue  # the mail is down: the entry waits for the next pass
             now = utcnow()
@@ -64,7 +66,7 @@ class LineCloser:
             except ConcurrentUpdate:
                 continue  # it changed meanwhile (left): nothing to close
             ended += 1
-        return ended
+        return len(line) - ended if len(line) < limit else len(line) - ended + 1
 
     def _tell(self, entry: WaitlistEntry, event: Event) -> bool:
         user = self.users.get(entry.user_id)
