@@ -3,24 +3,17 @@ the fan-out passes it (a notification record per booking and kind, as for confir
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from shared.models import Booking, Event, User
 from shared.notify import EmailSender
+from shared.services.mail_once import SentLog, send_once
 
-log = logging.getLogger("cancellation")
 KIND = "event_cancelled"
 
 
 class Users(Protocol):
     def get(self, user_id: str) -> User | None: ...
-
-
-class SentLog(Protocol):
-    def claim(self, booking_id: str, kind: str) -> bool: ...
-    def mark_sent(self, booking_id: str, kind: str) -> None: ...
-    def release(self, booking_id: str, kind: str) -> None: ...
 
 
 class CancellationNotice:
@@ -33,16 +26,10 @@ class CancellationNotice:
         """True once the buyer is told (now, or by an earlier pass); False when the mail could not
         go out (the record is released: a later pass tries again)."""
         user = self.users.get(booking.user_id)
-        if user is None or not self.sent.claim(booking.id, KIND):
+        if user is None:
             return True
-        try:
-            self.sender.send(user.email, f"Cancelled: {event.name}", body(user, event, booking))
-        except Exception:
-            self.sent.release(booking.id, KIND)
-            log.warning("could not e-mail the cancellation of event %s for booking %s", event.id, booking.id)
-            return False
-        self.sent.mark_sent(booking.id, KIND)
-        return True
+        message = body(user, event, booking)
+        return send_once(self.sent, self.sender, booking.id, KIND, user.email, f"Cancelled: {event.name}", message)
 
 
 def body(user: User, event: Event, booking: Booking) -> str:

@@ -8,7 +8,6 @@ Offered entries end with their booking, which the fan-out cancels (hooks.py).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -16,9 +15,9 @@ from shared.dal.records import ConcurrentUpdate, Revision, UnitOfWork
 from shared.domain_events import Actor, change
 from shared.models import Event, User, utcnow
 from shared.notify import EmailSender
+from shared.services.mail_once import SentLog, send_once
 from shared.waitlist_models import WaitlistEntry
 
-log = logging.getLogger("waitlist")
 KIND = "event_cancelled"
 CLOSING = Actor.system("cancellation")
 
@@ -30,12 +29,6 @@ class LineStore(Protocol):
 
 class Users(Protocol):
     def get(self, user_id: str) -> User | None: ...
-
-
-class SentLog(Protocol):
-    def claim(self, booking_id: str, kind: str) -> bool: ...
-    def mark_sent(self, booking_id: str, kind: str) -> None: ...
-    def release(self, booking_id: str, kind: str) -> None: ...
 
 
 class LineCloser:
@@ -70,7 +63,7 @@ class LineCloser:
 
     def _tell(self, entry: WaitlistEntry, event: Event) -> bool:
         user = self.users.get(entry.user_id)
-        if user is None or not self.sent.claim(entry.id, KIND):
+        if user is None:
             return True
         body = "\n".join(
             [
@@ -81,11 +74,4 @@ class LineCloser:
                 "You were not charged anything.",
             ]
         )
-        try:
-            self.sender.send(user.email, f"Cancelled: {event.name}", body)
-        except Exception:
-            self.sent.release(entry.id, KIND)
-            log.warning("could not e-mail the cancellation of event %s to waitlist entry %s", event.id, entry.id)
-            return False
-        self.sent.mark_sent(entry.id, KIND)
-        return True
+        return send_once(self.sent, self.sender, entry.id, KIND, user.email, f"Cancelled: {event.name}", body)
