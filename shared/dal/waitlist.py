@@ -39,6 +39,10 @@ class WaitlistDAL(Dal):
         )
         return [(_from_doc(s.to_dict() or {}), revision(s)) for s in query.stream()]
 
+    def is_member(self, event_id: str, user_id: str) -> bool:
+        """Whether the buyer has a live (waiting or offered) entry for the event."""
+        return bool(self.client.document(self._member_path(event_id, user_id)).get().exists)
+
     def waiting(self, event_id: str) -> int:
         """How many entries of the event wait: one aggregation query."""
         query = self._of_event(event_id).where(filter=FieldFilter("status", "==", "waiting"))

@@ -838,6 +838,15 @@ REGRESSIONS: dict[str, list[Step]] = {
     # Found by the soak: a cancellation with only a waiting entry to close was never finished when
     # the stack held more than 20 earlier cancellations (the sweep read 20 of the last week's, in
     # no particular order); now the cancel's commit puts it on the list of open ones.
+    # Found by the soak: a buyer with an offer asking to join again was told tickets_available
+    # (checked before the buyer's own entry); already_waiting now comes first.
+    "join again while offered": [
+        ("hold", {"buyer": 0, "quantity": 1}),
+        ("hold", {"buyer": 1, "quantity": 3}),
+        ("join_waitlist", {"buyer": 0, "quantity": 3}),
+        ("expiry_task", {"booking_id": "b1", "when": "on_time"}),
+        ("join_waitlist", {"buyer": 0, "quantity": 1}),
+    ],
     "cancel an event whose line is all it has": [
         ("change_capacity", {"capacity": 1}),
         ("join_waitlist", {"buyer": 0, "quantity": 3}),

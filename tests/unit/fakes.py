@@ -446,6 +446,9 @@ class FakeWaitlistStore(_Collection):
     def waiting(self, event_id: str) -> int:
         return sum(1 for e in self.all() if e.event_id == event_id and e.status == "waiting")
 
+    def is_member(self, event_id: str, user_id: str) -> bool:
+        return self.store.get(f"events/{event_id}/waitlist_members/{user_id}") is not None
+
     def line(self, event_id: str, limit: int) -> list[tuple[WaitlistEntry, Revision]]:
         waiting = sorted(
             (e for e in self.all() if e.event_id == event_id and e.status == "waiting"),

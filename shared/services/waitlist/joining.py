@@ -32,6 +32,7 @@ MAX_ATTEMPTS = 8
 class EntryStore(Protocol):
     def get(self, entry_id: str) -> tuple[WaitlistEntry, Revision] | None: ...
     def waiting(self, event_id: str) -> int: ...
+    def is_member(self, event_id: str, user_id: str) -> bool: ...
     def page(
         self, field_name: str, value: str, limit: int, after: tuple[datetime, str] | None, newest_first: bool
     ) -> tuple[list[WaitlistEntry], tuple[datetime, str] | None]: ...
@@ -79,6 +80,8 @@ class Waitlist:
             raise ValidationFailed(
                 f"at most {event.max_tickets_per_booking} tickets", [{"field": "quantity", "message": message}]
             )
+        if self.entries.is_member(event_id, principal.user_id):  # the more specific answer comes first
+            raise AlreadyWaiting("you already have a waiting or offered entry for this event")
         if self.entries.waiting(event_id) == 0:
             free = event.capacity - self.inventory.taken(event_id, now)
             if free >= quantity:
