@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from dev import invariants_cancel, invariants_promo, invariants_waitlist
+from dev.stored import at as _at
 from shared.dal.inventory import slot_id
 from shared.dal.records import SOLD_UNTIL
 from shared.models import BookingStatus, PaymentStatus
@@ -178,12 +179,6 @@ class _Snapshot:
     promos: dict[str, Any] = field(default_factory=dict)  # event -> invariants_promo.read(...)
     waitlists: dict[str, Any] = field(default_factory=dict)  # event -> invariants_waitlist.read(...)
     cancels: dict[str, dict[str, str | None]] = field(default_factory=dict)  # event -> invariants_cancel.read
-
-
-def _at(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def _read(db: Any, provider: Any, event_ids: Iterable[str] | None, mail_dir: Path | None) -> _Snapshot:

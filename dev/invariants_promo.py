@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from dev.stored import at as _at
 from shared.dal.inventory import slot_id
 
 RULE = "promo"
@@ -34,12 +35,6 @@ class Use:
         if self.state == "sold":
             return True
         return self.state == "held" and self.held_until is not None and self.held_until > now
-
-
-def _at(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def read(db: Any, event_id: str) -> dict[str, tuple[dict[str, Any], list[Use]]]:

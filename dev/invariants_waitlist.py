@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dev.stored import at as _at
 from shared.services.waitlist.line import FENCE_SECONDS
 
 RULE = "waitlist"
@@ -31,12 +32,6 @@ BOOKING_FOR = {
     "expired": {"expired", "cancelled"},
 }
 FENCE = timedelta(seconds=FENCE_SECONDS)
-
-
-def _at(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def read(db: Any, event_id: str) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.core import faults
 from shared.dal.records import ConcurrentUpdate, DocumentExists, Revision
@@ -23,6 +25,20 @@ class Dal:
 
     def path(self, doc_id: str) -> str:
         return f"{self.collection}/{doc_id}"
+
+    def page_where(self, field: str, value: str, limit: int, after: str | None) -> tuple[list[Any], str | None]:
+        """Documents with `field == value` in id order (the single-field index serves it): a page of
+        snapshots and the id the next page starts after."""
+        query = (
+            self.client.collection(self.collection)
+            .where(filter=FieldFilter(field, "==", value))
+            .order_by(FieldPath.document_id())
+        )
+        if after:
+            query = query.start_after({FieldPath.document_id(): self.ref(after)})
+        found = list(query.limit(limit + 1).stream())
+        page = found[:limit]
+        return page, page[-1].id if len(found) > limit and page else None
 
 
 def revision(snap: Any) -> Revision:

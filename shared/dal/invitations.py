@@ -12,9 +12,6 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-from google.cloud.firestore_v1.field_path import FieldPath
-
 from shared.dal.base import Dal, as_utc, revision
 from shared.dal.records import Revision, UnitOfWork
 from shared.team_models import Invitation
@@ -32,16 +29,8 @@ class InvitationDAL(Dal):
 
     def page_of_company(self, company_id: str, limit: int, after: str | None) -> tuple[list[Invitation], str | None]:
         """A company's invitations in id order, and the cursor of the next page."""
-        query = (
-            self.client.collection(self.collection)
-            .where(filter=FieldFilter("company_id", "==", company_id))
-            .order_by(FieldPath.document_id())
-        )
-        if after:
-            query = query.start_after({FieldPath.document_id(): self.ref(after)})
-        found = [_from_doc(s.to_dict() or {}) for s in query.limit(limit + 1).stream()]
-        page = found[:limit]
-        return page, page[-1].id if len(found) > limit and page else None
+        snaps, cursor = self.page_where("company_id", company_id, limit, after)
+        return [_from_doc(s.to_dict() or {}) for s in snaps], cursor
 
     def stage_create(self, uow: UnitOfWork, invitation: Invitation) -> None:
         uow.create(self.path(invitation.id), asdict(invitation))

@@ -10,8 +10,6 @@ from dataclasses import asdict
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from shared.dal.base import Dal, as_utc, commit, revision
 from shared.dal.records import DocumentExists, IdentityTaken, Revision, UnitOfWork, UsernameTaken
@@ -71,17 +69,9 @@ class UserDAL(Dal):
             uow.create(path, data)
 
     def page_of_company(self, company_id: str, limit: int, after: str | None) -> tuple[list[User], str | None]:
-        """A company's users in id order (the single-field index serves it), and the next cursor."""
-        query = (
-            self.client.collection(self.collection)
-            .where(filter=FieldFilter("company_id", "==", company_id))
-            .order_by(FieldPath.document_id())
-        )
-        if after:
-            query = query.start_after({FieldPath.document_id(): self.ref(after)})
-        found = [_user(s.to_dict() or {}) for s in query.limit(limit + 1).stream()]
-        page = found[:limit]
-        return page, page[-1].id if len(found) > limit and page else None
+        """A company's users in id order, and the next cursor."""
+        snaps, cursor = self.page_where("company_id", company_id, limit, after)
+        return [_user(s.to_dict() or {}) for s in snaps], cursor
 
     def get_for_update(self, user_id: str) -> tuple[User, Revision] | None:
         snap = self.ref(user_id).get()
