@@ -17,6 +17,7 @@ log = logging.getLogger("messaging")
 
 class Publisher(Protocol):
     def publish(self, topic: str, data: dict[str, Any]) -> None: ...
+    def publish_all(self, messages: list[tuple[str, dict[str, Any]]]) -> list[bool]: ...
 
 
 class PubSubPublisher:
@@ -34,10 +35,28 @@ class PubSubPublisher:
             return self._client
 
     def publish(self, topic: str, data: dict[str, Any]) -> None:
-        path = f"projects/{self.project}/topics/{topic}"
-        body = json.dumps(data, sort_keys=True).encode()
-        self.client().publish(path, body).result(timeout=10)
-        self._maybe_duplicate(path, body)
+        if not self.publish_all([(topic, data)])[0]:
+            raise RuntimeError(f"publishing to {topic} failed")
+
+    def publish_all(self, messages: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Publish every message at once and wait for all: whether each was accepted, in order. The
+        client batches them, so a commit of 25 offers costs one round trip, not 25."""
+        sent = []
+        for topic, data in messages:
+            path = f"projects/{self.project}/topics/{topic}"
+            body = json.dumps(data, sort_keys=True).encode()
+            sent.append((path, body, self.client().publish(path, body)))
+        accepted = []
+        for path, body, future in sent:
+            try:
+                future.result(timeout=10)
+            except Exception:
+                log.warning("publishing to %s failed", path.rsplit("/", 1)[-1])
+                accepted.append(False)
+                continue
+            accepted.append(True)
+            self._maybe_duplicate(path, body)
+        return accepted
 
     def _maybe_duplicate(self, path: str, body: bytes) -> None:
         """Fault injection (local and test): one or two more copies, up to 3 s later, so they
@@ -53,7 +72,7 @@ class PubSubPublisher:
 
 
 class StreamStore(Protocol):
-    def mark_published(self, event_id: str, now: Any) -> None: ...
+    def mark_all_published(self, event_ids: list[str], now: Any) -> None: ...
     def unpublished(self, older_than: Any, limit: int) -> list[DomainEvent]: ...
 
 
@@ -73,14 +92,23 @@ class OutboxRelay:
         return self.deliver_pending(events)
 
     def deliver_pending(self, events: list[DomainEvent]) -> int:
-        """Publish each event to its topics and mark it (the sweep's path, and the normal one)."""
-        delivered = 0
-        for event in events:
-            try:
-                for topic in event.topics:
-                    self.publisher.publish(topic, event.message())
-                self.store.mark_published(event.id, utcnow())
-                delivered += 1
-            except Exception:
-                log.warning("domain event %s (%s) not published yet; the sweep will retry", event.id, event.action)
-        return delivered
+        """Publish each event to its topics (all at once) and mark the ones fully published in one
+        write (the sweep's path, and the normal one)."""
+        messages = [(i, topic, event.message()) for i, event in enumerate(events) for topic in event.topics]
+        try:
+            accepted = self.publisher.publish_all([(topic, data) for _, topic, data in messages])
+        except Exception:
+            log.warning("%d domain event(s) not published yet; the sweep will retry", len(events))
+            return 0
+        failed = {i for (i, _, _), ok in zip(messages, accepted, strict=True) if not ok}
+        done = [event for i, event in enumerate(events) if i not in failed]
+        for i in sorted(failed):
+            log.warning("domain event %s (%s) not published yet; the sweep will retry", events[i].id, events[i].action)
+        if not done:
+            return 0
+        try:
+            self.store.mark_all_published([event.id for event in done], utcnow())
+        except Exception:
+            log.warning("%d published domain event(s) not marked; the sweep will publish them again", len(done))
+            return 0
+        return len(done)

@@ -35,6 +35,8 @@ class CloudTasksExpiryScheduler:
         self._client: Any = None
         self._lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="expiry-tasks")
+        self._serve_asked: dict[str, int] = {}  # event id -> the last window this process asked for
+        self.clock = time.time
 
     @property
     def queue_path(self) -> str:
@@ -66,15 +68,22 @@ class CloudTasksExpiryScheduler:
     def schedule_serve(self, event_id: str) -> None:
         """Serve the event's waitlist right after this SERVE_WINDOW: one task per event and window,
         named after them, so a burst of releases is served by a few runs, each seeing every release
-        of its window (committed before the task is asked for). Not created: the sweep serves the
-        line within a minute."""
-        self._background.submit(self._serve, event_id, time.time())
+        of its window (committed before the task is asked for). The process asks once per window
+        (Cloud Tasks would refuse the repeated name; the local emulator would run every copy, one
+        after another). Not created: the sweep serves the line within a minute."""
+        window = int(self.clock() / SERVE_WINDOW) + 1
+        with self._lock:
+            if self._serve_asked.get(event_id) == window:
+                return
+            if len(self._serve_asked) > 10_000:
+                self._serve_asked.clear()
+            self._serve_asked[event_id] = window
+        self._background.submit(self._serve, event_id, window)
 
-    def _serve(self, event_id: str, now: float) -> None:
+    def _serve(self, event_id: str, window: int) -> None:
         from google.api_core import exceptions as gexc
         from google.protobuf import timestamp_pb2
 
-        window = int(now / SERVE_WINDOW) + 1
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(datetime.fromtimestamp(window * SERVE_WINDOW + SERVE_MARGIN, UTC))
         queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.waitlist_queue
@@ -86,7 +95,7 @@ class CloudTasksExpiryScheduler:
         try:
             self.client().create_task(parent=queue, task=task, timeout=5)
         except gexc.AlreadyExists:
-            pass  # another release of the same window asked already
+            pass  # another process asked for the same window
         except Exception:
             log.warning("could not schedule serving the waitlist of event %s; the sweep will", event_id)
 

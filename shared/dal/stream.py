@@ -28,8 +28,13 @@ class DomainEventDAL(Dal):
     def stage(self, uow: UnitOfWork, event: DomainEvent) -> None:
         uow.create(f"{self.collection}/{event.id}", _to_doc(event))
 
-    def mark_published(self, event_id: str, now: datetime) -> None:
-        self.ref(event_id).update({"relay_due": firestore.DELETE_FIELD, "published_at": now})
+    def mark_all_published(self, event_ids: list[str], now: datetime) -> None:
+        """One batch for a commit's events (a batch takes 500 writes; a commit relays far fewer)."""
+        for start in range(0, len(event_ids), 500):
+            batch = self.client.batch()
+            for event_id in event_ids[start : start + 500]:
+                batch.update(self.ref(event_id), {"relay_due": firestore.DELETE_FIELD, "published_at": now})
+            batch.commit()
 
     def unpublished(self, older_than: datetime, limit: int) -> list[DomainEvent]:
         """Events whose relay to Pub/Sub did not happen after their commit (the sweep's work)."""

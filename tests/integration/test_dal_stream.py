@@ -2,7 +2,7 @@
 
 Records are staged through a unit of work (their only writer), read back per ticketed event newest
 first with a cursor that breaks ties on time by id, and relayed: unpublished() lists the records
-with topics not yet relayed, mark_published() takes one off that list.
+with topics not yet relayed, mark_all_published() takes records off that list.
 
 Each test uses its own ticketed-event id. Records meant for the relay sweep lie in the far future
 (unpublished() is asked with a cutoff there): the stack's own sweep, which relays records older
@@ -159,7 +159,7 @@ def test_a_cursor_stays_valid_when_newer_records_arrive(firestore_client: Any, s
     assert [e.id for e in first] + rest == newest_first(made)
 
 
-# ---- unpublished / mark_published ------------------------------------------------------------
+# ---- unpublished / mark_all_published ------------------------------------------------------------
 
 
 def test_unpublished_lists_records_with_topics_up_to_the_cutoff_until_marked(
@@ -182,7 +182,7 @@ def test_unpublished_lists_records_with_topics_up_to_the_cutoff_until_marked(
     assert len(stream.unpublished(cutoff, 1)) == 1
 
     published_at = datetime(2031, 1, 1, tzinfo=UTC)
-    stream.mark_published(due.id, published_at)
+    stream.mark_all_published([due.id], published_at)
 
     left = {e.id for e in stream.unpublished(cutoff, 10_000)}
     assert due.id not in left
@@ -198,8 +198,8 @@ def test_marking_a_record_published_twice_is_harmless(firestore_client: Any, str
     event = make(scope(), cutoff, (PAYMENT_EVENTS,))
     commit(firestore_client, stream, event)
 
-    stream.mark_published(event.id, datetime(2031, 1, 1, tzinfo=UTC))
-    stream.mark_published(event.id, datetime(2031, 1, 2, tzinfo=UTC))  # the relay is at least once
+    stream.mark_all_published([event.id], datetime(2031, 1, 1, tzinfo=UTC))
+    stream.mark_all_published([event.id], datetime(2031, 1, 2, tzinfo=UTC))  # the relay is at least once
 
     assert event.id not in {e.id for e in stream.unpublished(cutoff, 10_000)}
     assert stream.of_event(event.event_id, 10, None) == ([event], None)
