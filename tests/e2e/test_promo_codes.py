@@ -130,6 +130,20 @@ def test_the_discount_follows_the_surge_and_exactly_total_cost_is_charged(api: A
     assert get_payment(api, second_buyer, payment["id"])["amount"] == 3333 * 2 - 1000
 
 
+def test_a_code_that_leaves_less_than_the_smallest_card_payment_is_refused_before_anything_is_held(api: Api) -> None:
+    admin, _ = api.register_admin()
+    event = api.create_event(admin, capacity=5, base_price=2500, surge_price=2500)
+    add_code(api, admin, event["id"], code="NEARLYFREE", percent_off=99, max_uses=5)
+    buyer, _ = api.register_buyer()
+    # 25 cents is below the smallest card payment of EUR (50): nobody could ever pay it
+    assert_problem(hold(api, buyer, event["id"], 1, "nearlyfree"), 422, "promo_code_invalid")
+    assert codes(api, admin, event["id"])["NEARLYFREE"]["uses"] == 0
+    assert api.call("GET", f"/v1/events/{event['id']}").json()["available_tickets"] == 5
+    two = hold(api, buyer, event["id"], 2, "nearlyfree")  # 50 cents can be charged
+    assert two.status_code == 201, two.text
+    assert (two.json()["total_cost"], two.json()["status"]) == (50, "pending_payment")
+
+
 def test_a_booking_that_costs_nothing_is_confirmed_at_once_with_its_tickets(api: Api) -> None:
     admin, _ = api.register_admin()
     event = api.create_event(admin, capacity=5, base_price=1500, surge_price=1500)
