@@ -4,7 +4,9 @@
   offered) per event, and the membership records match the live entries exactly; an entry with an
   offer names a booking of its event made for it (same buyer and quantity), and the booking's state
   matches the entry's: offered - pending payment, fulfilled - confirmed or refunded, expired -
-  expired (or cancelled with its event), left after an offer - cancelled; every booking made for an
+  expired (or cancelled with its event), left after an offer - cancelled; an offered entry's
+  `offer_expires_at` is its booking's `expires_at` (also after a processing payment extended the
+  hold); every booking made for an
   entry is that entry's offer; offers follow the line: no entry was offered before an entry that
   joined earlier and was still waiting; and nobody who did not wait got tickets while someone
   waited: no booking other than an offer was made while an entry had been waiting for longer than
@@ -89,6 +91,8 @@ def _entry(entry_id: str, e: dict[str, Any], bookings: dict[str, dict[str, Any]]
     allowed = BOOKING_FOR.get(str(status), {"cancelled"})
     if b.get("status") not in allowed:
         out.append((RULE, subject, f"{status}, yet its booking {booking_id} is {b.get('status')}"))
+    elif status == "offered" and _at(e.get("offer_expires_at")) != _at(b.get("expires_at")):
+        out.append((RULE, subject, f"offer ends {e.get('offer_expires_at')}, its booking {b.get('expires_at')}"))
     return out
 
 

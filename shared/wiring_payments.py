@@ -39,6 +39,7 @@ class PaymentServices:
             rules,
             self.root.expiry_scheduler,
             self.root.promo.uses,
+            self.root.waitlist.hooks,
         )
 
     @cached_property

@@ -51,6 +51,7 @@ def late_stack() -> Iterator[Stack]:
         "HOLD_TTL_SECONDS": "3",
         "SWEEP_INTERVAL_SECONDS": "3600",
         "PROCESSING_GRACE_SECONDS": str(int(PROCESSING_GRACE.total_seconds())),
+        "WAITLIST_OFFER_SECONDS": "10",  # shorter than the grace: an offer's hold can be extended
     }
     with Stack.for_tests(**env) as running:
         yield running
@@ -189,6 +190,32 @@ def test_a_processing_payment_extends_the_hold_once(
     assert second.status_code == 201, second.text
     assert second.json()["status"] == "processing"
     assert ts(get_booking(late_api, buyer[0], booking["id"])["expires_at"]) == extended_end, "once only"
+
+
+def test_an_offer_whose_payment_is_processing_keeps_its_entry_in_step_with_the_extended_hold(
+    late_api: Api, late_stack: Stack, admin: Person, buyer: Person
+) -> None:
+    event = late_api.create_event(admin[0], capacity=1)
+    holder = late_api.register_buyer()[0]
+    held = book(late_api, holder, event["id"], 1)
+    joined = late_api.call("POST", f"/v1/events/{event['id']}/waitlist", buyer[0], json={"quantity": 1})
+    assert joined.status_code == 201, joined.text
+    assert late_api.call("POST", f"/v1/bookings/{held['id']}/cancel", holder).status_code == 200
+
+    def entry() -> dict[str, Any]:
+        items = late_api.call("GET", "/v1/waitlist", buyer[0]).json()["items"]
+        return dict(next(e for e in items if e["id"] == joined.json()["id"]))
+
+    assert poll(lambda: entry()["status"] == "offered")
+    offer = entry()
+    paying = pay(late_api, buyer[0], offer["booking_id"], sepa_method_that_declines(late_stack))
+
+    assert paying.status_code == 201, paying.text
+    assert paying.json()["status"] == "processing"
+    extended = get_booking(late_api, buyer[0], offer["booking_id"])
+    assert ts(extended["expires_at"]) > ts(offer["offer_expires_at"])
+    after = entry()
+    assert (after["status"], after["offer_expires_at"]) == ("offered", extended["expires_at"])
 
 
 def test_a_processing_event_from_client_side_confirmation_extends_the_hold(

@@ -900,7 +900,7 @@ class Wired:
         )
         self.releasing = Releasing(self.bookings, self.inventory, picker, counter, new_uow, promos, hooks)
         self.ledger = ledger = PaymentLedger(
-            self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace), self.expiry, promos
+            self.payments, self.bookings, self.inventory, new_uow, PaymentRules(grace), self.expiry, promos, hooks
         )
         self.paying = Paying(self.payments, self.bookings, self.keys, ledger, gateway, new_uow)
         self.intake = ProviderEventIntake(self.payments, FakeProviderEventStore(self.store), ledger, gateway, new_uow)

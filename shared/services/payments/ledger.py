@@ -18,6 +18,7 @@ from shared.payments.gateway import Intent
 from shared.services.payments.ports import MAX_ATTEMPTS, BookingStore, Inventory, PaymentRules, PaymentStore
 from shared.services.promo.uses import PromoUses
 from shared.services.retry import backoff
+from shared.services.waitlist.hooks import WaitlistHooks
 from shared.tasks import ExpiryScheduler
 
 log = logging.getLogger("payments")
@@ -35,6 +36,7 @@ class PaymentLedger:
         rules: PaymentRules,
         expiry: ExpiryScheduler,
         promos: PromoUses,
+        waitlist: WaitlistHooks,
     ) -> None:
         self.payments = payments
         self.bookings = bookings
@@ -43,6 +45,7 @@ class PaymentLedger:
         self.rules = rules
         self.expiry = expiry  # an extended hold gets an expiry task at its new time
         self.promos = promos
+        self.waitlist = waitlist  # an offered booking's entry follows its extension
 
     def change(self, payment_id: str, decide: Callable[[Payment, datetime], Decision], actor: Actor) -> Payment:
         """Apply `decide` to the payment as stored now, until it commits; returns the payment after."""
@@ -123,6 +126,7 @@ class PaymentLedger:
                 if claim.state == "held":
                     self.inventory.stage_extend(uow, booking.event_id, claim, extended_until)
             self.promos.stage_extend(uow, booking, extended_until)
+            self.waitlist.stage_extended(uow, after, actor, now)
             uow.record(change("extended", after, actor, now, before=booking))
             try:
                 uow.commit()

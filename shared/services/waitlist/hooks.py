@@ -33,6 +33,17 @@ class WaitlistHooks:
         """An offered booking was paid (on time, or late after it expired): its entry is fulfilled."""
         self._move(uow, booking, ("offered", "expired"), "fulfilled", actor, now)
 
+    def stage_extended(self, uow: UnitOfWork, booking: Booking, actor: Actor, now: datetime) -> None:
+        """An offered booking's hold was extended (its payment is processing): the offer's
+        `offer_expires_at` stays the booking's `expires_at`."""
+        found = self._offered_entry(booking, ("offered",))
+        if found is None:
+            return
+        entry, read_at = found
+        after = entry.moved_to("offered", now, offer_expires_at=booking.expires_at)
+        self.entries.stage_update(uow, entry, after, since=read_at)
+        uow.record(change("extended", after, actor, now, before=entry))
+
     def freed(self, event_id: str) -> None:
         """Tickets of the event came free: the line goes first."""
         self.serve_soon(event_id)
@@ -46,12 +57,21 @@ class WaitlistHooks:
         actor: Actor,
         now: datetime,
     ) -> None:
-        if booking.waitlist_entry_id is None:
-            return
-        found = self.entries.get(booking.waitlist_entry_id)
-        if found is None or found[0].booking_id != booking.id or found[0].status not in from_:
+        found = self._offered_entry(booking, from_)
+        if found is None:
             return
         entry, read_at = found
         after = entry.moved_to(to, now)
         self.entries.stage_update(uow, entry, after, since=read_at)
         uow.record(change(to, after, actor, now, before=entry))
+
+    def _offered_entry(
+        self, booking: Booking, statuses: tuple[WaitlistStatus, ...]
+    ) -> tuple[WaitlistEntry, Revision] | None:
+        """The waitlist entry that `booking` was offered to, if it is in one of `statuses`."""
+        if booking.waitlist_entry_id is None:
+            return None
+        found = self.entries.get(booking.waitlist_entry_id)
+        if found is None or found[0].booking_id != booking.id or found[0].status not in statuses:
+            return None
+        return found
