@@ -152,7 +152,7 @@ class Container:
         from shared.services.invitations import Team
 
         s, fs = self.settings, self.firestore
-        sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
+        sender = SmtpSender.from_settings(s)
         return Team(InvitationDAL(fs), UserDAL(fs), CompanyDAL(fs), sender, self.new_uow)
 
     @cached_property
@@ -282,7 +282,7 @@ class Container:
         from shared.services.notifications import ConfirmationNotifier
 
         s = self.settings
-        sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
+        sender = SmtpSender.from_settings(s)
         return ConfirmationNotifier(
             self.booking_store,
             UserDAL(self.firestore),

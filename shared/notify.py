@@ -5,7 +5,10 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Sequence
 from email.message import EmailMessage
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shared.core.settings import Settings
 
 Attachment = tuple[str, str, bytes]  # (file name, media type "image/png", content)
 
@@ -26,6 +29,10 @@ class SmtpSender:
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password, self.starttls = username, password, starttls
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> SmtpSender:
+        return cls(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
 
     def send(self, to: str, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> None:
         msg = EmailMessage()

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from shared.services.cancelling.cancel import EventCancelling
     from shared.services.cancelling.fanout import CancellationFanOut
     from shared.services.cancelling.notices import CancellationNotice
-    from shared.services.waitlist.closing import LineCloser
 
 
 class CancelServices:
@@ -42,7 +41,7 @@ class CancelServices:
         from shared.services.cancelling.notices import CancellationNotice
 
         s, fs = self.root.settings, self.root.firestore
-        sender = SmtpSender(s.smtp_host, s.smtp_port, s.smtp_sender, s.smtp_username, s.smtp_password, s.smtp_starttls)
+        sender = SmtpSender.from_settings(s)
         return CancellationNotice(UserDAL(fs), NotificationDAL(fs), sender)
 
     @cached_property
@@ -73,18 +72,8 @@ class CancelServices:
             root.payments.refunding,
             self.notice,
             self.tasks.schedule,
-            self.line_closer.close,
+            self.root.waitlist.closer.close,
         )
-
-    @cached_property
-    def line_closer(self) -> LineCloser:
-        from shared.dal.notifications import NotificationDAL
-        from shared.dal.users import UserDAL
-        from shared.services.waitlist.closing import LineCloser
-
-        fs = self.root.firestore
-        entries, sender = self.root.waitlist.entries, self.notice.sender
-        return LineCloser(entries, UserDAL(fs), NotificationDAL(fs), sender, self.root.new_uow)
 
 
 @lru_cache(maxsize=4)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.dal.waitlist import WaitlistDAL
+    from shared.services.waitlist.closing import LineCloser
     from shared.services.waitlist.hooks import WaitlistHooks
     from shared.services.waitlist.joining import Waitlist
     from shared.services.waitlist.line import WaitingLine
@@ -48,6 +49,16 @@ class WaitlistServices:
         )
 
     @cached_property
+    def closer(self) -> LineCloser:
+        from shared.dal.notifications import NotificationDAL
+        from shared.dal.users import UserDAL
+        from shared.notify import SmtpSender
+        from shared.services.waitlist.closing import LineCloser
+
+        fs, sender = self.root.firestore, SmtpSender.from_settings(self.root.settings)
+        return LineCloser(self.entries, UserDAL(fs), NotificationDAL(fs), sender, self.root.new_uow)
+
+    @cached_property
     def server(self) -> LineServer:
         from shared.services.waitlist.serving import LineServer
 
@@ -63,4 +74,5 @@ class WaitlistServices:
             r.expiry_scheduler,
             timedelta(seconds=r.settings.waitlist_offer_seconds),
             r.new_uow,
+            self.closer.close,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.e2e.payments_helpers import (
     assert_problem,
     book,
     emails_about,
+    firestore_for,
     paid,
     poll,
     stays,
@@ -204,6 +206,26 @@ def test_the_sweep_serves_a_line_whose_task_was_lost(no_tasks: Stack) -> None:
     assert swept.status_code == 200, swept.text
     assert swept.json()["offers"] >= 1  # this line's, and any other line on the shared stack
     assert entry(api, buyer, waiting["id"])["status"] == "offered"
+    keeps_invariants(no_tasks, event["id"])
+
+
+def test_the_sweep_closes_the_line_of_an_event_that_has_started(no_tasks: Stack) -> None:
+    api, http = Api(no_tasks.url), Http(no_tasks.url)
+    admin, _ = api.register_admin()
+    event, _holders = sold_out_event(api, admin, capacity=1)
+    buyer, user = api.register_buyer()
+    waiting = joined(api, buyer, event["id"])
+    db = firestore_for(no_tasks)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    db.collection("events").document(event["id"]).update(  # the clock moves past the start
+        {"event_date": yesterday.date().isoformat(), "starts_at": yesterday.replace(microsecond=0)}
+    )
+
+    assert http.sweep().status_code == 200
+    assert http.sweep().status_code == 200  # again: nothing more is sent
+    assert entry(api, buyer, waiting["id"])["status"] == "expired"
+    closed = [m for m in mails_to(no_tasks, user["email"]) if "has started" in m]
+    assert len(closed) == 1, closed
     keeps_invariants(no_tasks, event["id"])
 
 

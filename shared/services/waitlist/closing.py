@@ -1,9 +1,11 @@
-"""A cancelled event's line is closed: every waiting entry ends `expired`, its buyer e-mailed once.
+"""A line that can no longer be served is closed: every waiting entry ends `expired`, its buyer
+e-mailed once. That is the line of a cancelled event, and the line of an event that has started.
 
-Run by the cancellation's fan-out (its tasks and the sweep's resumption), so it resumes after any
-crash like the rest of the cancellation. The e-mail goes first (one notification record per entry),
-then the entry's compare-and-set: a crash in between sends nothing twice and ends the entry later.
-Offered entries end with their booking, which the fan-out cancels (hooks.py).
+Run by the cancellation's fan-out (its tasks and the sweep's resumption) for a cancelled event, and
+by the waitlist sweep for a started one, so it resumes after any crash. The e-mail goes first (one
+notification record per entry), then the entry's compare-and-set: a crash in between sends nothing
+twice and ends the entry later. Offered entries end with their booking: the fan-out cancels it, or
+it runs out (hooks.py).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from shared.notify import EmailSender
 from shared.services.mail_once import SentLog, send_once
 from shared.waitlist_models import WaitlistEntry
 
-KIND = "event_cancelled"
+CANCELLED, STARTED = "event_cancelled", "event_started"  # the kinds of e-mail sent once per entry
 CLOSING = Actor.system("cancellation")
+WAITLIST = Actor.system("waitlist")
 
 
 class LineStore(Protocol):
@@ -42,8 +45,9 @@ class LineCloser:
         self.new_uow = new_uow
 
     def close(self, event: Event, limit: int = 500) -> int:
-        """End up to `limit` waiting entries of the cancelled event; returns how many still wait
-        (the mail was down, or there were more than `limit`): the next pass goes on."""
+        """End up to `limit` waiting entries of the cancelled or started event; returns how many
+        still wait (the mail was down, or there were more than `limit`): the next pass goes on."""
+        actor = CLOSING if event.is_cancelled else WAITLIST
         line = self.entries.line(event.id, limit)
         ended = 0
         for entry, read_at in line:
@@ -53,7 +57,7 @@ class LineCloser:
             after = entry.moved_to("expired", now)
             uow = self.new_uow()
             self.entries.stage_update(uow, entry, after, since=read_at)
-            uow.record(change("expired", after, CLOSING, now, before=entry))
+            uow.record(change("expired", after, actor, now, before=entry))
             try:
                 uow.commit()
             except ConcurrentUpdate:
@@ -65,13 +69,14 @@ class LineCloser:
         user = self.users.get(entry.user_id)
         if user is None:
             return True
-        body = "\n".join(
-            [
-                f"Hello {user.name},",
-                "",
+        if event.is_cancelled:
+            kind, subject = CANCELLED, f"Cancelled: {event.name}"
+            news = [
                 f"we are sorry: {event.name} has been cancelled by its organiser, so its waitlist is closed.",
                 f"Their reason: {event.cancellation_reason or 'none given'}",
-                "You were not charged anything.",
             ]
-        )
-        return send_once(self.sent, self.sender, entry.id, KIND, user.email, f"Cancelled: {event.name}", body)
+        else:
+            kind, subject = STARTED, f"Waitlist closed: {event.name}"
+            news = [f"{event.name} has started and no tickets came free for you, so its waitlist is closed."]
+        body = "\n".join([f"Hello {user.name},", "", *news, "You were not charged anything."])
+        return send_once(self.sent, self.sender, entry.id, kind, user.email, subject, body)

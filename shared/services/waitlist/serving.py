@@ -14,6 +14,7 @@ the stream: `waitlist_entry.offered` is relayed to the notifier.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -70,6 +71,7 @@ class LineServer:
         expiry: ExpiryScheduler,
         offer_ttl: timedelta,
         new_uow: UnitOfWorkFactory,
+        close: Callable[[Event], int],
     ) -> None:
         self.entries = entries
         self.events = events
@@ -81,6 +83,7 @@ class LineServer:
         self.expiry = expiry
         self.offer_ttl = offer_ttl
         self.new_uow = new_uow
+        self.close = close  # ends the line of an event that has started (closing.py)
 
     def serve(self, event_id: str) -> int:
         """Offer free tickets to the line, in order, until they or the line run out; returns the
@@ -101,7 +104,16 @@ class LineServer:
         return offers
 
     def sweep(self, limit: int) -> int:
-        return sum(self.serve(event_id) for event_id in self.entries.events_with_waiters(limit))
+        """Serve every line a lost task left waiting; close the lines of events that have started
+        (nobody can be offered a ticket any more). Returns the offers made."""
+        offers = 0
+        for event_id in self.entries.events_with_waiters(limit):
+            event = self.events.get(event_id)
+            if event is not None and event.is_published and event.has_started(utcnow()):
+                self.close(event)
+            else:
+                offers += self.serve(event_id)
+        return offers
 
     def _offer(self, event: Event, heads: list[tuple[WaitlistEntry, Revision]], reread: bool) -> int:
         """Offers made to the head of the line in one commit; 0: its head's quantity is not free;
