@@ -8,6 +8,7 @@ process group and is stopped with it, so nothing is left behind.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
@@ -43,6 +44,12 @@ DEFAULT_PORTS = {
 LOCATION = "europe-west1"
 EXPIRY_QUEUE = "booking-expiry"
 WAITLIST_QUEUE = "waitlist-serve"  # its own queue: the emulator dispatches one task at a time per queue
+WEBHOOK_QUEUE = "webhook-deliveries"  # dispatched concurrently, names deduplicated (dev/tasks_emulator.py)
+QUEUES = (EXPIRY_QUEUE, WAITLIST_QUEUE, WEBHOOK_QUEUE)
+
+
+def new_webhook_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class StackError(RuntimeError):
@@ -104,6 +111,8 @@ class Stack:
     webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_hex(16))
     # The ticket-signing key (Secret Manager's TICKET_SIGNING_KEYS in a deployment): one per stack.
     ticket_keys: str = field(default_factory=lambda: new_key_setting("local"))
+    # Seals the outbound webhook endpoints' signing secrets at rest (Secret Manager's WEBHOOK_SECRET_KEY).
+    webhook_key: str = field(default_factory=lambda: new_webhook_key())
 
     # ---- construction ---------------------------------------------------------------------------
 
@@ -143,6 +152,8 @@ class Stack:
             "STRIPE_SECRET_KEY": "sk_test_local",
             "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
             "TICKET_SIGNING_KEYS": self.ticket_keys,
+            "WEBHOOK_SECRET_KEY": self.webhook_key,
+            "WEBHOOK_SENDER_URL": self.url,
             "AUTH_PROVIDER": "local",
             "AUTH_ISSUER": f"{self.url}/dev",
             "AUTH_AUDIENCE": self.project,
@@ -216,9 +227,7 @@ class Stack:
             if not (ROOT / venv).is_dir():
                 raise StackError(f"{venv} is missing: run `make install` first")
         p = self.ports
-        queue, line = (
-            f"projects/{self.project}/locations/{LOCATION}/queues/{q}" for q in (EXPIRY_QUEUE, WAITLIST_QUEUE)
-        )
+        queue, line, hooks = (f"projects/{self.project}/locations/{LOCATION}/queues/{q}" for q in QUEUES)
         return [
             Child(
                 "firestore",
@@ -241,13 +250,18 @@ class Stack:
             Child(
                 "tasks",
                 [
-                    str(ROOT / ".venv-tasks/bin/gcloud-tasks-emulator"),
+                    str(ROOT / ".venv-tasks/bin/python"),
+                    str(ROOT / "dev" / "tasks_emulator.py"),
                     "start",
                     f"--port={p['tasks']}",
                     "-d",
                     queue,
                     "-d",
                     line,
+                    "-d",
+                    hooks,
+                    "--parallel",
+                    hooks,
                     "-r",
                     "20",
                     "-q",
@@ -442,7 +456,7 @@ def _summary(stack: Stack) -> str:
         ("local identity provider", f"{stack.url}/dev/token; keys at {env['AUTH_JWKS_URL']} (also /dev/jwks.json)"),
         ("Firestore emulator", env["FIRESTORE_EMULATOR_HOST"]),
         ("Pub/Sub emulator", env["PUBSUB_EMULATOR_HOST"]),
-        ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + f"  (queues {EXPIRY_QUEUE}, {WAITLIST_QUEUE})"),
+        ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"] + "  (queues " + ", ".join(QUEUES) + ")"),
         ("localstripe", env["STRIPE_API_BASE"] + "  (webhook -> /v1/webhooks/stripe)"),
         ("Pub/Sub push", ", ".join(f"{t} -> {p}" for t, p in push_subscriptions().items())),
         ("SMTP sink", f"127.0.0.1:{stack.ports['smtp']}  (mail saved in {stack.mail_dir})"),
@@ -454,14 +468,15 @@ def _summary(stack: Stack) -> str:
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
 
-def _local_ticket_keys(run_dir: Path) -> str:
-    """The local stack's ticket-signing key: generated once, kept in .run/dev (owner-only)."""
-    path = run_dir / "ticket-signing-keys"
+def _local_secret(run_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A key of the local stack (the ticket-signing key, the webhook-secret key): generated once,
+    kept in .run/dev (owner-only)."""
+    path = run_dir / name
     if not path.exists():
         run_dir.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_text(new_key_setting("local"))
-        print(f"generated a ticket-signing key in {path.relative_to(ROOT)}", flush=True)
+        path.write_text(make())
+        print(f"generated {name} in {path.relative_to(ROOT)}", flush=True)
     return path.read_text().strip()
 
 
@@ -480,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         project=project,
         run_dir=run_dir,
         ports=_dev_ports(),
-        ticket_keys=_local_ticket_keys(run_dir),
+        ticket_keys=_local_secret(run_dir, "ticket-signing-keys", lambda: new_key_setting("local")),
+        webhook_key=_local_secret(run_dir, "webhook-secret-key", new_webhook_key),
         extra_env={
             "CORS_ALLOWED_ORIGINS": os.environ.get(
                 "CORS_ALLOWED_ORIGINS", "http://localhost:3000,http://localhost:5173"

@@ -13,6 +13,7 @@ from shared.bootstrap import container
 from shared.core.http import ApiRequest, ApiResponse, Router, json_response
 from shared.models import utcnow
 from shared.wiring_cancel import cancel_services
+from shared.wiring_webhooks import webhook_services
 
 settings = start()
 router = Router()
@@ -65,8 +66,16 @@ def sweep(req: ApiRequest) -> ApiResponse:
     published = c.relay.deliver_pending(c.stream.unpublished(stale, settings.sweep_batch_size))
     offers = c.waitlist.server.sweep(settings.sweep_batch_size)
     cancellations = cancel_services(c).fanout.resume()  # what a crash or a lost task left of a cancellation
+    deliveries = webhook_services(c).sender.resume(settings.sweep_batch_size)  # webhook attempts a task lost
     return json_response(
-        200, {"expired": expired, "published": published, "offers": offers, "cancellations": cancellations}
+        200,
+        {
+            "expired": expired,
+            "published": published,
+            "offers": offers,
+            "cancellations": cancellations,
+            "deliveries": deliveries,
+        },
     )
 
 

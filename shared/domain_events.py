@@ -21,7 +21,21 @@ from shared.waitlist_models import WaitlistEntry
 ActorType = Literal["user", "device", "system", "stripe"]
 PAYMENT_EVENTS = "payment-events"  # Pub/Sub topic read by the finaliser
 BOOKING_CONFIRMED = "booking-confirmed"  # Pub/Sub topic read by the notifier
-TOPICS = (PAYMENT_EVENTS, BOOKING_CONFIRMED)
+INTEGRATION_EVENTS = "integration-events"  # Pub/Sub topic read by the outbound-webhook fan-out
+TOPICS = (PAYMENT_EVENTS, BOOKING_CONFIRMED, INTEGRATION_EVENTS)
+# The domain events integrators may subscribe to, by action, and the webhook type they are sent as
+# (API.md, Webhooks to integrators). Each is relayed to INTEGRATION_EVENTS by the commit that records it.
+WEBHOOK_TYPES = {
+    "booking.confirmed": "booking.confirmed",
+    "booking.cancelled": "booking.cancelled",
+    "booking.expired": "booking.expired",
+    "booking.refunded": "booking.refunded",
+    "ticket.checked_in": "ticket.checked_in",
+    "event.created": "event.created",
+    "event.updated": "event.updated",
+    "event.cancelled": "event.cancelled",
+    "waitlist_entry.offered": "waitlist.offered",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,8 @@ class DomainEvent:
             "object_type": self.object_type,
             "object_id": self.object_id,
             "sequence": self.sequence,
+            "company_id": self.company_id,
+            "at": self.at.isoformat(),
             **self.data,
         }
 
@@ -136,6 +152,8 @@ def change(
             old, new = getattr(before, name), getattr(after, name)
             if old != new:
                 changes[name] = [_plain(old), _plain(new)]
+    if f"{kind}.{action}" in WEBHOOK_TYPES:
+        topics = (*topics, INTEGRATION_EVENTS)
     return DomainEvent(
         id=new_id(),
         action=f"{kind}.{action}",

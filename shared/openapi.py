@@ -17,6 +17,7 @@ from shared.openapi_promo import PROMO_OPERATIONS
 from shared.openapi_team import TEAM_OPERATIONS
 from shared.openapi_tickets import TICKET_OPERATIONS
 from shared.openapi_waitlist import WAITLIST_OPERATIONS
+from shared.openapi_webhooks import WEBHOOK_OPERATIONS
 
 PROBLEM = "application/problem+json"
 # What the handlers accept in each request header (functions/bookings.py, shared/services/events.py).
@@ -137,6 +138,7 @@ OPERATIONS += TEAM_OPERATIONS
 OPERATIONS += PROMO_OPERATIONS
 OPERATIONS += CANCEL_OPERATIONS
 OPERATIONS += WAITLIST_OPERATIONS
+OPERATIONS += WEBHOOK_OPERATIONS
 
 DEV_OPERATIONS: list[Operation] = [
     Operation("POST", "/dev/token", "Mint a local ID token", {200: s.DevTokenOut}, auth="none", body=s.DevTokenIn),

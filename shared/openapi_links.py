@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.openapi_promo import PROMO_LINKS
 from shared.openapi_waitlist import WAITLIST_LINKS
+from shared.openapi_webhooks import WEBHOOK_LINKS
 
 # OpenAPI links: what a client (and schemathesis's stateful phase) can do next with an answer.
 # (method, path, status) of the answer -> {link name: (method, path) of the next operation, its parameters}.
@@ -63,3 +64,4 @@ LINKS: dict[tuple[str, str, int], dict[str, tuple[str, str, dict[str, str]]]] = 
 }
 LINKS.update(PROMO_LINKS)
 LINKS.update(WAITLIST_LINKS)
+LINKS.update(WEBHOOK_LINKS)

@@ -99,18 +99,43 @@ class CloudTasksExpiryScheduler:
         except Exception:
             log.warning("could not schedule serving the waitlist of event %s; the sweep will", event_id)
 
-    def _request(self, task: str, body: dict[str, str]) -> dict[str, Any]:
+    def schedule_delivery(self, delivery_id: str, attempt: int, at: datetime, now: bool = False) -> None:
+        """Attempt `attempt` of a webhook delivery at `at`: a task named after both, so a repeated
+        ask makes no second task; `now` (a manual retry) names it apart, so it runs even though
+        the scheduled task of the same attempt exists (the attempt's claim keeps it to one send).
+        Not created: the sweep asks again once the delivery is overdue."""
+        from google.api_core import exceptions as gexc
+        from google.protobuf import timestamp_pb2
+
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(at)
+        queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.webhook_queue
+        name = f"deliver-{delivery_id}-{attempt}" + (f"-now-{int(time.time() * 1000)}" if now else "")
+        request = self._request("send", {"delivery_id": delivery_id, "attempt": str(attempt)}, webhook=True)
+        task = {"name": f"{queue}/tasks/{name}", "schedule_time": when, "http_request": request}
+        try:
+            self.client().create_task(parent=queue, task=task, timeout=5)
+        except gexc.AlreadyExists:
+            pass
+        except Exception:
+            log.warning("could not schedule attempt %d of delivery %s; the sweep will", attempt, delivery_id)
+
+    def _request(self, task: str, body: dict[str, str], webhook: bool = False) -> dict[str, Any]:
+        s = self.settings
+        # Webhook deliveries go to the sender, the one function that calls out, as its own invoker.
+        base, invoker = (
+            (f"{s.webhook_sender_url}/deliveries", s.webhook_invoker_service_account)
+            if webhook
+            else (f"{s.tasks_target_base_url}/tasks", s.tasks_invoker_service_account)
+        )
         request: dict[str, Any] = {
             "http_method": "POST",
-            "url": f"{self.settings.tasks_target_base_url}/tasks/{task}",
+            "url": f"{base}/{task}",
             "headers": {"Content-Type": "application/json"},
             "body": json.dumps(body).encode(),
         }
-        if self.settings.tasks_invoker_service_account:
-            request["oidc_token"] = {
-                "service_account_email": self.settings.tasks_invoker_service_account,
-                "audience": self.settings.tasks_target_base_url,
-            }
+        if invoker:
+            request["oidc_token"] = {"service_account_email": invoker, "audience": base.rsplit("/", 1)[0]}
         return request
 
     def _create(self, booking_id: str, at: datetime) -> None:

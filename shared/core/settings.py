@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     expiry_queue: str = "booking-expiry"
     waitlist_queue: str = "waitlist-serve"  # serving the waitlists: latency-bound, apart from the expiries
     tasks_target_base_url: str = "http://127.0.0.1:8080"
+    # Outbound webhooks: the queue of delivery attempts, the sender function's base URL (the only
+    # function that calls integrators), the identity its tasks carry, and the key that seals the
+    # endpoints' signing secrets at rest (32 bytes, base64; Secret Manager outside local and test).
+    webhook_queue: str = "webhook-deliveries"
+    webhook_sender_url: str = "http://127.0.0.1:8080"
+    webhook_invoker_service_account: str | None = None
+    webhook_secret_key: SecretStr | None = None
     tasks_invoker_service_account: str | None = None
     sweep_batch_size: int = Field(default=200, ge=1, le=1000)
     outbox_grace_seconds: int = Field(default=10, ge=0, le=600)  # younger messages are still being published
@@ -151,6 +158,7 @@ class Settings(BaseSettings):
                     "STRIPE_SECRET_KEY": self.stripe_secret_key,
                     "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
                     "TICKET_SIGNING_KEYS": self.ticket_signing_keys,
+                    "WEBHOOK_SECRET_KEY": self.webhook_secret_key,
                 }.items()
                 if not value
             ]

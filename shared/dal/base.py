@@ -46,12 +46,13 @@ def revision(snap: Any) -> Revision:
     return Revision(snap.update_time)
 
 
-def commit(batch: firestore.WriteBatch | Any) -> None:
-    """Commit a batch; map precondition failures to domain exceptions."""
+def commit(batch: firestore.WriteBatch | Any) -> list[Any]:
+    """Commit a batch and return its write results; map precondition failures to domain exceptions."""
     try:
-        batch.commit()
+        results = list(batch.commit())
         if faults.current().hit("commit_unavailable"):  # fault injection: committed, the answer lost
             raise gexc.ServiceUnavailable("fault injection: the commit succeeded, its answer was lost")
+        return results
     except gexc.AlreadyExists as exc:
         raise DocumentExists(str(exc)) from None
     except (gexc.FailedPrecondition, gexc.NotFound) as exc:

@@ -20,7 +20,7 @@ from shared.core.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from shared.domain_events import Actor
+from shared.domain_events import INTEGRATION_EVENTS, Actor
 from shared.models import Event, new_id
 from shared.schemas import EventIn, EventOut, EventPatch, EventSearch
 from shared.services.events import SCAN_BUDGET, EventService
@@ -137,7 +137,7 @@ def test_admin_creates_a_published_event_for_their_company(
         Actor.user("user-a"),
         1,
     )
-    assert (created.company_id, created.event_id, created.topics) == ("company-a", event.id, ())
+    assert (created.company_id, created.event_id, created.topics) == ("company-a", event.id, (INTEGRATION_EVENTS,))
 
 
 def test_starts_at_is_the_local_time_in_utc(service: EventService) -> None:

@@ -25,7 +25,7 @@ from shared.core.errors import (
     Unavailable,
 )
 from shared.dal.records import SOLD_UNTIL
-from shared.domain_events import BOOKING_CONFIRMED, PAYMENT_EVENTS, Actor
+from shared.domain_events import BOOKING_CONFIRMED, INTEGRATION_EVENTS, PAYMENT_EVENTS, Actor
 from shared.models import Booking, Event, Payment, User
 from shared.payments.gateway import Intent
 from shared.services.bookings.ports import HoldRequest
@@ -163,6 +163,8 @@ def test_paying_charges_once_and_announces_the_success(app: Wired, booking: Book
                 "object_type": "payment",
                 "object_id": payment.id,
                 "sequence": events[-1].sequence,
+                "company_id": events[-1].company_id,
+                "at": events[-1].at.isoformat(),
                 "payment_id": payment.id,
                 "booking_id": booking.id,
             },
@@ -424,9 +426,9 @@ def test_finalising_confirms_the_booking_once_and_sells_its_tickets(app: Wired, 
     assert [(c.state, c.held_until) for c in app.claims_of(booking)] == [("sold", SOLD_UNTIL)] * 2
     assert app.bookings.buyer_holds("ev-1", "buyer-1").pending == {}
     event = app.store.events_of(booking.id)[-1]
-    assert (event.action, event.actor, event.topics) == ("booking.confirmed", FINALISER, (BOOKING_CONFIRMED,))
+    assert (event.action, event.actor, event.topics) == ("booking.confirmed", FINALISER, (BOOKING_CONFIRMED, INTEGRATION_EVENTS))
     assert_increasing(sequences(app, booking.id))
-    assert app.store.topics() == [PAYMENT_EVENTS, BOOKING_CONFIRMED]
+    assert app.store.topics() == [PAYMENT_EVENTS, BOOKING_CONFIRMED, INTEGRATION_EVENTS]
     before = (list(app.store.events), list(app.store.published))
 
     assert app.finalising.finalize(payment.id) == "already confirmed"
@@ -765,7 +767,7 @@ def test_the_reconciler_finalises_a_success_whose_webhook_was_lost(app: Wired, b
     assert app.payment_of(payment.id).status == "succeeded"
     assert app.booking_of(booking.id).status == "confirmed"
     assert [e.actor for e in app.store.events if e.action == "payment.succeeded"] == [RECONCILER]
-    assert app.store.topics() == [PAYMENT_EVENTS, BOOKING_CONFIRMED]
+    assert app.store.topics() == [PAYMENT_EVENTS, BOOKING_CONFIRMED, INTEGRATION_EVENTS]
     before = list(app.store.events)
 
     assert app.reconciling.reconcile() == {"synced": 1, "finalized": 0, "flagged": 0, "abandoned": 0, "deferred": 0}

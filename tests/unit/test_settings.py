@@ -13,6 +13,7 @@ PROD = {
     "STRIPE_SECRET_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_abc",
     "TICKET_SIGNING_KEYS": "k2026:" + "A" * 43,
+    "WEBHOOK_SECRET_KEY": "B" * 43 + "=",
 }
 LOCAL = {"PROFILE": "local", "GOOGLE_CLOUD_PROJECT": "demo-tickets"}
 LOCAL_ONLY = [
@@ -78,7 +79,9 @@ def test_local_profile_is_refused_for_a_real_project() -> None:
         load_settings({**LOCAL, "GOOGLE_CLOUD_PROJECT": "tickets-prod"})
 
 
-@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "TICKET_SIGNING_KEYS"])
+@pytest.mark.parametrize(
+    "missing", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "TICKET_SIGNING_KEYS", "WEBHOOK_SECRET_KEY"]
+)
 @pytest.mark.parametrize("profile", ["staging", "prod"])
 def test_production_without_its_secrets_is_refused(profile: str, missing: str) -> None:
     env = {k: v for k, v in PROD.items() if k != missing}

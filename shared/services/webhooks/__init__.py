@@ -1,0 +1,1 @@
+"""Outbound webhooks to integrators (API.md, Webhooks to integrators; docs/webhooks.md)."""
