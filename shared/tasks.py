@@ -111,7 +111,7 @@ class CloudTasksExpiryScheduler:
         when.FromDatetime(at)
         queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.webhook_queue
         name = f"deliver-{delivery_id}-{attempt}" + (f"-now-{int(time.time() * 1000)}" if now else "")
-        request = self._request("send", {"delivery_id": delivery_id, "attempt": str(attempt)}, webhook=True)
+        request = self._request("send", {"delivery_id": delivery_id, "attempt": attempt}, webhook=True)
         task = {"name": f"{queue}/tasks/{name}", "schedule_time": when, "http_request": request}
         try:
             self.client().create_task(parent=queue, task=task, timeout=5)
@@ -120,7 +120,7 @@ class CloudTasksExpiryScheduler:
         except Exception:
             log.warning("could not schedule attempt %d of delivery %s; the sweep will", attempt, delivery_id)
 
-    def _request(self, task: str, body: dict[str, str], webhook: bool = False) -> dict[str, Any]:
+    def _request(self, task: str, body: dict[str, Any], webhook: bool = False) -> dict[str, Any]:
         s = self.settings
         # Webhook deliveries go to the sender, the one function that calls out, as its own invoker.
         base, invoker = (
