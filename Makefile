@@ -11,7 +11,7 @@ help:
 	@echo "make dev       install what is missing, then run the whole local stack (Ctrl-C stops it)"
 	@echo "make demo      the same, with demo companies, buyers and events, and tokens to try"
 	@echo "make test      run the full test suite (own emulators on free ports)"
-	@echo "make lint      ruff check + ruff format --check + mypy"
+	@echo "make lint      ruff check + ruff format --check + mypy + checkov (Terraform)"
 	@echo "make package   build one deployable source bundle per function into build/"
 	@echo "make bench     the flash-sale benchmark (own stack; a few minutes)"
 	@echo "make fuzz      the webhook and request-body parsers under atheris (bounded, about a minute)"
@@ -37,6 +37,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@.venv-tasks/bin/pip install --quiet -r requirements-tasks-emulator.txt
 	@touch $@
 
+# Only `make lint` needs checkov: `make dev` and `make test` do not wait for it.
+.venv-checkov/.installed: requirements-checkov.txt
+	@echo "==> creating .venv-checkov (checkov, the Terraform policy scan)"
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
 install: $(STAMP) .venv-localstripe/.installed .venv-tasks/.installed
 	@$(PY) -m dev.preflight
 
@@ -55,11 +62,16 @@ test: install
 unit: $(STAMP)
 	@$(PY) -m pytest tests/unit
 
-lint: $(STAMP)
+# checkov offline: no platform key, no download of external checks, no update check on PyPI.
+CHECKOV := env -u BC_API_KEY CKV_SKIP_PACKAGE_UPDATE_CHECK=true LOG_LEVEL=ERROR .venv-checkov/bin/checkov
+
+lint: $(STAMP) .venv-checkov/.installed
 	@echo "==> ruff check, ruff format --check, mypy"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@echo "==> checkov on infra/terraform (a skip only inline, with its reason)"
+	@$(CHECKOV) -d infra/terraform --framework terraform --skip-download --quiet --compact
 
 fmt: $(STAMP)
 	@$(VENV)/bin/ruff format .

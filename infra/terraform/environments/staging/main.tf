@@ -43,6 +43,9 @@ module "ticketing" {
   min_instances = var.min_instances
   max_instances = 20
 
+  notification_channels = var.notification_channels
+  runbook_url           = var.runbook_url
+
   firestore_location               = var.firestore_location
   firestore_delete_protection      = false
   firestore_point_in_time_recovery = false

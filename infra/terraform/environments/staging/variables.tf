@@ -73,3 +73,15 @@ variable "min_instances" {
   description = "Warm instances per public function."
   default     = 0
 }
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) the alerts of this environment notify."
+  default     = []
+}
+
+variable "runbook_url" {
+  type        = string
+  description = "Where operators read docs/runbook.md; the alerts link its sections."
+  default     = "docs/runbook.md"
+}

@@ -135,24 +135,37 @@ variable "function_access" {
     firestore = optional(bool, true)
     publish   = optional(list(string), [])
     enqueue   = optional(bool, false)
+    deliver   = optional(bool, false)
   }))
   description = <<-EOT
-    Roles per function, beyond reading the two Stripe secrets (every function needs them). A function not listed gets
-    Firestore access only. firestore: roles/datastore.user; publish: topics it may publish to;
-    enqueue: may create tasks on the booking-expiry and waitlist-serve queues (run as the internal invoker).
+    Roles per function, beyond reading the secrets of local.secret_env (every function needs them). A function not
+    listed gets Firestore access only. firestore: roles/datastore.user; publish: topics it may publish to;
+    enqueue: may create tasks on the booking-expiry and waitlist-serve queues (run as the internal invoker);
+    deliver: may create tasks on the webhook-deliveries queue (run as the webhook invoker, which can call
+    the sender and nothing else).
   EOT
   default = {
     meta = { firestore = false }
+    # Every function whose commits write domain events relays them to integration-events after
+    # the commit (the outbound webhooks read that topic).
+    users = { publish = ["integration-events"] }
     # A free booking (a 100% promo code) is confirmed by the hold itself; a cancel serves the waitlist.
-    bookings = { enqueue = true, publish = ["booking-confirmed"] }
+    bookings = { enqueue = true, publish = ["booking-confirmed", "integration-events"] }
     # A join or a capacity raise serves the waitlist (a task); a refund frees tickets for it too.
-    events    = { enqueue = true }
-    payments  = { publish = ["payment-events"], enqueue = true }
-    webhooks  = { publish = ["payment-events"] }
-    finaliser = { publish = ["booking-confirmed"] }
+    events    = { enqueue = true, publish = ["integration-events"] }
+    payments  = { publish = ["payment-events", "integration-events"], enqueue = true }
+    webhooks  = { publish = ["payment-events", "integration-events"] }
+    finaliser = { publish = ["booking-confirmed", "integration-events"] }
+    checkin   = { publish = ["integration-events"] }
     # The sweep also relays outbox messages that were not published when they were written; a
-    # cancellation's batch asks for the next one (a task).
-    tasks = { publish = ["payment-events", "booking-confirmed"], enqueue = true }
+    # cancellation's batch asks for the next one (a task); it re-enqueues webhook deliveries whose
+    # task was lost.
+    tasks = { publish = ["payment-events", "booking-confirmed", "integration-events"], enqueue = true, deliver = true }
+    # Outbound webhooks: fanout enqueues the first attempt of each delivery, the sender the next
+    # one after a failure, integrations a manual retry. None of them may call internal functions.
+    fanout       = { deliver = true }
+    sender       = { deliver = true }
+    integrations = { deliver = true }
   }
 }
 
@@ -161,7 +174,41 @@ variable "function_access" {
 variable "topics" {
   type        = list(string)
   description = "Pub/Sub topics. A routes.json function with \"topic\" gets that topic's messages pushed to its \"push_path\"."
-  default     = ["payment-events", "booking-confirmed"]
+  default     = ["payment-events", "booking-confirmed", "integration-events"]
+}
+
+variable "max_delivery_attempts" {
+  type        = number
+  description = "Pub/Sub push attempts before a message goes to its subscription's dead-letter topic (5-100)."
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's bounds)."
+  }
+}
+
+variable "webhook_queue" {
+  type        = string
+  description = "Cloud Tasks queue with one named task per outbound webhook delivery attempt (WEBHOOK_QUEUE)."
+  default     = "webhook-deliveries"
+}
+
+variable "webhook_sender_function" {
+  type        = string
+  description = "Internal function that POSTs the signed webhooks (WEBHOOK_SENDER_URL); only the webhook invoker may call it."
+  default     = "sender"
+}
+
+variable "webhook_sender_vpc_connector" {
+  type        = string
+  description = <<-EOT
+    Optional Serverless VPC Access connector (projects/P/locations/R/connectors/NAME) for the sender's egress.
+    Empty (default): the sender reaches integrators directly over Google's internet egress. Set it to send
+    all the sender's traffic through a VPC whose Cloud NAT gives it fixed addresses integrators can allow-list
+    and whose firewall can deny private ranges as a second SSRF guard.
+  EOT
+  default     = ""
 }
 
 variable "waitlist_queue" {
@@ -202,7 +249,7 @@ variable "sweep_schedule" {
 
 variable "secret_version" {
   type        = string
-  description = "Version of the Stripe secrets the functions mount (\"latest\", or a number to pin)."
+  description = "Version of the secrets the functions mount (\"latest\", or a number to pin)."
   default     = "latest"
 }
 
@@ -236,4 +283,36 @@ variable "default_function" {
   type        = string
   description = "Public function that receives paths no route matches (its router answers 404)."
   default     = "meta"
+}
+
+# Operations: alerts and the dashboard (monitoring.tf, docs/runbook.md).
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) every alert policy notifies; empty: alerts open incidents in the console only."
+  default     = []
+}
+
+variable "runbook_url" {
+  type        = string
+  description = "Where operators read docs/runbook.md (e.g. its address in the repository host); alert texts link its sections."
+  default     = "docs/runbook.md"
+}
+
+variable "error_rate_threshold" {
+  type        = number
+  description = "Share of requests answered 5xx (0-1) over 5 minutes that opens the 5xx alert."
+  default     = 0.02
+}
+
+variable "webhook_intake_failure_threshold" {
+  type        = number
+  description = "Stripe webhook deliveries answered >= 400 within 10 minutes above which the intake alert opens."
+  default     = 2
+}
+
+variable "hold_latency_p95_seconds" {
+  type        = number
+  description = "p95 latency of POST /v1/events/{id}/bookings (the hold) over 5 minutes that opens the latency alert."
+  default     = 1
 }
