@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 
 from dev.stack import Stack
 from tests.conftest import Api
+from tests.e2e.bookings_helpers import Http, shared_stack
 from tests.e2e.payments_helpers import assert_problem, firestore_for, paid, poll, stays
 from tests.e2e.webhook_receiver import Receiver, running
 
@@ -246,3 +247,26 @@ def test_a_name_that_resolves_to_nothing_public_at_delivery_is_not_sent_to(api: 
     assert found
     assert found[0]["last_status"] is None
     assert found[0]["last_error"].startswith("not sent"), found[0]
+
+
+@pytest.fixture(scope="module")
+def crashy(pytestconfig: pytest.Config) -> Stack:
+    """Every relay after a commit is skipped, as if the process died between the commit and it."""
+    env = {"FAULT_INJECTION": "skip_outbox_publish", "OUTBOX_GRACE_SECONDS": "0", "SWEEP_INTERVAL_SECONDS": "3600"}
+    return shared_stack(pytestconfig, "crashy-relay", env)
+
+
+def test_a_change_whose_relay_died_is_delivered_after_the_sweep(crashy: Stack, receiver: Receiver) -> None:
+    """Nothing committed is missed: the fan-out reads the stream's relay, and the sweep relays what a
+    crash left unpublished."""
+    api = Api(crashy.url)
+    admin, _ = api.register_admin()
+    endpoint = register(api, admin, receiver.url, ["event.created"])
+    event = api.create_event(admin)
+    assert stays(lambda: receiver.received == [], seconds=1.5), "sent before its relay"
+
+    swept = Http(crashy.url).sweep()
+    assert swept.status_code == 200, swept.text
+    got = poll(lambda: receiver.of_type("event.created"), timeout=30)
+    assert got, "the sweep's relay was not delivered"
+    assert verified(endpoint["secret"], got[0])["data"]["id"] == event["id"]
