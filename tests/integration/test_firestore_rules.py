@@ -50,6 +50,8 @@ PRIVATE = (
     "checkin_scans",
     "invitations",
     "waitlist",
+    "webhook_endpoints",
+    "webhook_deliveries",
 )
 
 
