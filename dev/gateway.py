@@ -51,13 +51,15 @@ def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
 
 
 class Gateway:
-    def __init__(self, include_local_only: bool) -> None:
+    def __init__(self, include_local_only: bool, only: str | None = None) -> None:
         self.table: list[tuple[re.Pattern[str], WsgiApp]] = []
         for fn in load_routes():
-            if fn.get("local_only") and not include_local_only:
+            if (fn.get("local_only") and not include_local_only) or (only and fn["name"] != only):
                 continue
             app = functions_framework.create_app(fn["name"], str(FUNCTIONS_DIR / fn["source"]), "http")
             self.table.extend((path_regex(p), app) for p in fn["paths"])
+            if only:  # one function alone answers every path, as a deployed function does
+                self.table.append((re.compile(".*"), app))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -67,6 +69,6 @@ class Gateway:
         return _not_found(environ, start_response)
 
 
-def create() -> Gateway:
-    """Application factory for gunicorn: `gunicorn 'dev.gateway:create()'`."""
-    return Gateway(include_local_only=os.environ.get("PROFILE", "local") in ("local", "test"))
+def create(only: str | None = None) -> Gateway:
+    """Application factory for gunicorn: `gunicorn 'dev.gateway:create()'`; `only` serves one function."""
+    return Gateway(include_local_only=os.environ.get("PROFILE", "local") in ("local", "test"), only=only)

@@ -40,6 +40,7 @@ DEFAULT_PORTS = {
     "stripe": 8684,
     "idp": 8685,
     "smtp": 8625,
+    "sender": 8686,
 }
 LOCATION = "europe-west1"
 EXPIRY_QUEUE = "booking-expiry"
@@ -153,7 +154,7 @@ class Stack:
             "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
             "TICKET_SIGNING_KEYS": self.ticket_keys,
             "WEBHOOK_SECRET_KEY": self.webhook_key,
-            "WEBHOOK_SENDER_URL": self.url,
+            "WEBHOOK_SENDER_URL": f"http://{self.host('sender')}",
             "AUTH_PROVIDER": "local",
             "AUTH_ISSUER": f"{self.url}/dev",
             "AUTH_AUDIENCE": self.project,
@@ -195,7 +196,7 @@ class Stack:
         try:
             self._launch(self._emulators())
             self._configure_localstripe()
-            self._launch([self._gateway()])
+            self._launch([self._gateway(), self._sender()])
             self._configure_pubsub()
             self._launch([self._scheduler()])
         except BaseException:
@@ -301,16 +302,22 @@ class Stack:
         ]
 
     def _gateway(self) -> Child:
-        threads = os.environ.get("THREADS", "8")
-        workers = os.environ.get("WORKERS", "1")
+        return self._functions("functions", "gateway", "dev.gateway:create()", os.environ.get("THREADS", "8"))
+
+    def _sender(self) -> Child:
+        """The webhook sender in a process of its own, as it is a function of its own when deployed:
+        a slow integrator holds its threads, never the API's."""
+        return self._functions("sender", "sender", "dev.gateway:create(only='sender')", "32")
+
+    def _functions(self, name: str, port: str, app: str, threads: str) -> Child:
         return Child(
-            "functions",
+            name,
             [
                 str(VENV_BIN / "gunicorn"),
                 "--bind",
-                f"127.0.0.1:{self.ports['gateway']}",
+                f"127.0.0.1:{self.ports[port]}",
                 "--workers",
-                workers,
+                os.environ.get("WORKERS", "1"),
                 "--threads",
                 threads,
                 "--timeout",
@@ -319,10 +326,10 @@ class Stack:
                 "5",
                 "--chdir",
                 str(ROOT),
-                "dev.gateway:create()",
+                app,
             ],
-            self.ports["gateway"],
-            lambda: http_ok(f"{self.url}/healthz"),
+            self.ports[port],
+            lambda: http_ok(f"http://{self.host(port)}/healthz"),
             env={**self.client_env(), "PYTHONPATH": str(ROOT)},
         )
 
@@ -444,6 +451,7 @@ def _dev_ports() -> dict[str, int]:
         "stripe": "STRIPE_PORT",
         "idp": "IDP_PORT",
         "smtp": "SMTP_PORT",
+        "sender": "SENDER_PORT",
     }
     return {name: int(os.environ.get(var, DEFAULT_PORTS[name])) for name, var in names.items()}
 

@@ -691,6 +691,8 @@ NEEDED_INDEXES = {("events", (("status", A), *extra, ("starts_at", A))) for extr
     ("waitlist", (("event_id", A), ("created_at", A))),  # an event's waitlist for its admins
     ("waitlist", (("user_id", A), ("created_at", D))),  # a buyer's entries, newest first
     ("waitlist", (("status", A), ("event_id", A))),  # the sweep: events with a line, one by one
+    ("webhook_deliveries", (("endpoint_id", A), ("created_at", D))),  # an endpoint's delivery log, newest first
+    ("webhook_deliveries", (("state", A), ("next_attempt_at", A))),  # the sweep: attempts a lost task left
 }
 
 

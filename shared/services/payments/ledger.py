@@ -104,7 +104,18 @@ class PaymentLedger:
         def decide(current: Payment, now: datetime) -> Decision:
             return None if current.attention == reason else ("flagged", current.flagged(reason, now))
 
-        return self.change(payment_id, decide, actor)
+        before = self.payments.get(payment_id)
+        flagged = self.change(payment_id, decide, actor)
+        if before is not None and before[0].attention == reason:
+            return flagged  # noted already: one alert per note
+        log.warning(
+            "payment %s of booking %s needs attention: %s",
+            flagged.id,
+            flagged.booking_id,
+            reason,
+            extra={"alert": "payment_attention"},  # the alarm's log-based metric (infra/terraform)
+        )
+        return flagged
 
     def grace(self, payment: Payment, actor: Actor) -> None:
         """A processing payment keeps its hold a little longer (once, bounded) instead of losing it."""
