@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +35,11 @@ from bench import promo_rush
 from bench.cancel_rush import cancel_rush
 from bench.door_rush import PER_BOOKING, door_rush
 from bench.waitlist_rush import waitlist_rush
+from bench.webhook_fanout import SUBSCRIPTIONS, webhook_fanout
 from dev import invariants
 from dev.gateway import load_routes
 from dev.stack import ROOT, Stack, free_port, http_ok
+from dev.webhook_receiver import running
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS = {
@@ -50,6 +53,7 @@ TARGETS = {
     "scan_p99_ms": 300,
     "batch_of_500_s": 2.0,
     "offer_p95_s": 2.0,
+    "webhook_lag_p95_s": 2.0,
 }
 QUIET_S = 30.0  # seconds the invariant checker waits for the stack to come to rest after a repetition
 
@@ -169,21 +173,22 @@ async def register_many(base: str, prefix: str, count: int, clients: int) -> lis
     return tokens
 
 
+EVENT = {
+    "event_date": "2030-06-01",
+    "event_time": "20:00",
+    "timezone": "Europe/Berlin",
+    "venue": "Bench Arena",
+    "location_lat": 52.5,
+    "location_long": 13.4,
+    "base_price": 5000,
+    "surge_price": 7500,
+    "surge_threshold": 0.9,
+    "currency": "EUR",
+}
+
+
 async def create_event(base: str, admin: str, capacity: int, name: str) -> str:
-    event = {
-        "name": name,
-        "event_date": "2030-06-01",
-        "event_time": "20:00",
-        "timezone": "Europe/Berlin",
-        "venue": "Bench Arena",
-        "location_lat": 52.5,
-        "location_long": 13.4,
-        "capacity": capacity,
-        "base_price": 5000,
-        "surge_price": 7500,
-        "surge_threshold": 0.9,
-        "currency": "EUR",
-    }
+    event = {**EVENT, "name": name, "capacity": capacity}
     async with aiohttp.ClientSession() as session:
         status, body = await call(session, "POST", f"{base}/v1/events", admin, json=event)
     if status != 201:
@@ -395,7 +400,9 @@ def cold_starts(env: dict[str, str]) -> dict[str, Any]:
 # ---- one repetition --------------------------------------------------------------------------------
 
 
-def run_once(stack: Stack, admin: str, tokens: list[str], args: argparse.Namespace, rep: int) -> dict[str, Any]:
+def run_once(
+    stack: Stack, admin: str, hooks_admin: str, tokens: list[str], args: argparse.Namespace, rep: int
+) -> dict[str, Any]:
     base = stack.url
     event_id = asyncio.run(create_event(base, admin, args.capacity, f"Bench rush {rep}"))
     bare_event = asyncio.run(create_event(base, admin, args.capacity, f"Bench bare {rep}"))
@@ -423,7 +430,19 @@ def run_once(stack: Stack, admin: str, tokens: list[str], args: argparse.Namespa
             body={"quantity": 1, "promo_code": promo_rush.CODE},
         )
     )
+    # the same rush for a company with five webhook endpoints subscribed to every type
+    hooked_event = asyncio.run(create_event(base, hooks_admin, args.capacity, f"Bench hooked {rep}"))
+    hooked = asyncio.run(
+        rush(
+            lambda i: f"{base}/v1/events/{hooked_event}/bookings",
+            list(tokens),
+            args.clients,
+            "webhooks subscribed",
+            args.deadline,
+        )
+    )
     full_summary, bare_summary, promo_summary = summarise(full), summarise(bare), summarise(promo)
+    hooked_summary = summarise(hooked)
     promo_summary["max_uses"] = max_uses
     promo_summary["uses_after"] = asyncio.run(promo_rush.uses_of(base, admin, promo_event, call))
     stored = oversell_check(stack.client_env(), event_id, args.capacity, started_at)
@@ -433,9 +452,11 @@ def run_once(stack: Stack, admin: str, tokens: list[str], args: argparse.Namespa
         "promo": promo_summary,
         "share_of_bare": full_summary["holds_per_second"] / bare_summary["holds_per_second"],
         "promo_share_of_full": promo_summary["holds_per_second"] / full_summary["holds_per_second"],
+        "hooked": hooked_summary,
+        "hooked_share_of_full": hooked_summary["holds_per_second"] / full_summary["holds_per_second"],
         "cpu_seconds": {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 2) for k in cpu_after},
         "stored": stored,
-        "invariants": invariants_check(stack, [event_id, bare_event, promo_event]),
+        "invariants": invariants_check(stack, [event_id, bare_event, promo_event, hooked_event]),
     }
 
 
@@ -518,6 +539,11 @@ def table(report: dict[str, Any]) -> str:
             ">= 80%",
         ),
         ("promo code uses after its rush / max_uses", f"{report['promo_uses_max']}", "uses == max_uses"),
+        (
+            "holds/s with 5 webhook endpoints subscribed (share)",
+            f"{m['hooked_holds_per_second']:.0f} ({m['hooked_share_of_full'] * 100:.0f}%)",
+            ">= 90%",
+        ),
         ("oversold", "yes" if report["any_oversold"] else "no", "no"),
         ("invariant violations (all repetitions)", f"{report['invariant_violations']}", "0"),
         ("most writes to one document", f"{report['most_writes_to_one_document']} (event doc: 0)", ""),
@@ -562,6 +588,29 @@ def table(report: dict[str, Any]) -> str:
             f"{report['cancel_rush']['refunded_twice']} / {report['cancel_rush']['without_refund']}",
             "0 / 0",
         ),
+        (
+            f"webhooks: {report['webhooks']['domain_events']} events ({report['webhooks']['rate_per_s']:.0f}/s)"
+            " to 5 endpoints, deliveries/s",
+            f"{report['webhooks']['deliveries_per_second']:.0f}",
+            "",
+        ),
+        (
+            "webhooks: commit -> delivery p50 / p95, healthy",
+            f"{report['webhooks']['lag_s']['healthy']['p50']:.2f} / {m['webhook_lag_p95_s']:.2f} s",
+            f"p95 <= {TARGETS['webhook_lag_p95_s']} s",
+        ),
+        (
+            "webhooks: p95 slow / flaky; flaky's refused attempts",
+            f"{report['webhooks']['lag_s']['slow']['p95']:.2f} / {report['webhooks']['lag_s']['flaky']['p95']:.2f} s; "
+            f"{report['webhooks']['endpoints']['flaky']['refused_attempts']}",
+            "retried",
+        ),
+        (
+            "webhooks: lost / to unsubscribed endpoints / repeats",
+            f"{report['webhooks']['lost']} / {report['webhooks']['unsubscribed_deliveries']} / "
+            f"{report['webhooks']['repeats']}",
+            "0 / 0 / -",
+        ),
         ("door: offline batch of 500 answered in", f"{m['batch_of_500_s']:.2f} s", f"<= {TARGETS['batch_of_500_s']} s"),
         ("slowest module import", f"{m['max_import_ms']:.0f} ms", f"<= {TARGETS['import_ms']} ms"),
         ("slowest first 200 after start", f"{m['max_first_200_s']:.2f} s", f"<= {TARGETS['first_200_s']} s"),
@@ -596,9 +645,18 @@ def main() -> int:
         admin = asyncio.run(_admin(stack.url))
         tokens = asyncio.run(register_many(stack.url, "buyer", args.buyers, args.clients))
         runs = []
-        for rep in range(1, args.repeat + 1):
-            print(f"repetition {rep}/{args.repeat}", flush=True)
-            runs.append(run_once(stack, admin, tokens, args, rep))
+        with ExitStack() as receivers:
+            hooks_admin = asyncio.run(_admin(stack.url, "bench_hooks_admin"))
+            endpoints = [
+                asyncio.run(_endpoint(stack.url, hooks_admin, receivers.enter_context(running()).url, ["*"], name))
+                for name in SUBSCRIPTIONS
+            ]
+            for rep in range(1, args.repeat + 1):
+                print(f"repetition {rep}/{args.repeat}", flush=True)
+                runs.append(run_once(stack, admin, hooks_admin, tokens, args, rep))
+            # gone before their receivers: the rushes' holds expire later, and nobody listens then
+            for endpoint_id in endpoints:
+                asyncio.run(_endpoint_deleted(stack.url, hooks_admin, endpoint_id))
         pay_tokens = asyncio.run(register_many(stack.url, "payer", args.payments, 20))
         funnel = asyncio.run(payment_funnel(stack.url, admin, pay_tokens, 10))
         door_buyers = (args.door_tickets + 500) // PER_BOOKING
@@ -612,6 +670,8 @@ def main() -> int:
         half = len(tokens) // 2
         line = asyncio.run(waitlist_rush(stack.url, admin, tokens[:half], tokens[half:], create_event, progress))
         line["invariants"] = invariants_check(stack, [line["event_id"]])
+        fanout_admin = asyncio.run(_admin(stack.url, "bench_fanout_admin"))
+        hooks = webhook_fanout(stack.url, fanout_admin, {**EVENT, "capacity": 100}, progress)
     cold = cold_starts(env)  # after the stack stopped: imports and start-up measured on a quiet machine
     medians = {
         "holds_per_second": median_of(runs, "full", "holds_per_second"),
@@ -633,6 +693,9 @@ def main() -> int:
         "scan_p99_ms": door["latency_ms"]["p99"],
         "batch_of_500_s": door["batch"]["seconds"],
         "offer_p95_s": line["release_to_offer_s"]["p95"],
+        "hooked_holds_per_second": median_of(runs, "hooked", "holds_per_second"),
+        "hooked_share_of_full": median_of(runs, "hooked_share_of_full"),
+        "webhook_lag_p95_s": hooks["lag_s"]["healthy"]["p95"],
         "max_import_ms": max(c["import_ms"] for c in cold.values()),
         "max_first_200_s": max(c["first_200_s"] for c in cold.values()),
     }
@@ -652,6 +715,7 @@ def main() -> int:
         "door_rush": door,
         "cancel_rush": cancelled,
         "waitlist": line,
+        "webhooks": hooks,
         "cold_start": cold,
     }
     print(table(report))
@@ -663,9 +727,25 @@ def main() -> int:
     return 0
 
 
-async def _admin(base: str) -> str:
+async def _admin(base: str, sub: str = "bench_admin") -> str:
     async with aiohttp.ClientSession() as session:
-        return await register(session, base, "bench_admin", "admin")
+        return await register(session, base, sub, "admin")
+
+
+async def _endpoint(base: str, admin: str, url: str, events: list[str], name: str) -> str:
+    async with aiohttp.ClientSession() as session:
+        body = {"url": url, "events": events, "description": f"bench {name}"}
+        status, answer = await call(session, "POST", f"{base}/v1/webhook-endpoints", admin, json=body)
+    if status != 201:
+        raise RuntimeError(f"endpoint registration answered {status}: {answer}")
+    return str(answer["id"])
+
+
+async def _endpoint_deleted(base: str, admin: str, endpoint_id: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        status, answer = await call(session, "DELETE", f"{base}/v1/webhook-endpoints/{endpoint_id}", admin)
+    if status != 204:
+        raise RuntimeError(f"endpoint deletion answered {status}: {answer}")
 
 
 if __name__ == "__main__":

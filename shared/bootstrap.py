@@ -168,11 +168,11 @@ class Container:
             changed=self.event_changed,
         )
 
-    def event_changed(self, event_id: str) -> None:
-        """An event was saved: this process reads it again, and its waitlist is served (a raised
-        capacity frees tickets for the line; serving a line with nothing free offers nothing)."""
+    def event_changed(self, event_id: str, capacity_raised: bool) -> None:
+        """An event was saved: this process reads it again, and a raised capacity serves its waitlist."""
         self.event_cache.forget(event_id)
-        self.waitlist.hooks.freed(event_id)
+        if capacity_raised:
+            self.waitlist.hooks.freed(event_id)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -87,10 +87,11 @@ class DeliveryDAL(Dal):
         )
         return [_delivery(s.to_dict() or {}) for s in query.stream()]
 
-    def create(self, delivery: Delivery) -> None:
-        """DocumentExists when the fan-out made it before (the stream is at least once)."""
+    def create_all(self, deliveries: list[Delivery]) -> None:
+        """All in one commit; DocumentExists (and none made) when the fan-out made one before."""
         batch = self.client.batch()
-        batch.create(self.ref(delivery.id), _doc(delivery))
+        for delivery in deliveries:
+            batch.create(self.ref(delivery.id), _doc(delivery))
         commit(batch)
 
     def update(self, delivery: Delivery, since: Revision) -> Revision:

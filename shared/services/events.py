@@ -81,7 +81,7 @@ class EventService:
         inventory: Inventory,
         capacity: Capacity,
         new_uow: Callable[[], UnitOfWork],
-        changed: Callable[[str], None] = lambda event_id: None,
+        changed: Callable[[str, bool], None] = lambda event_id, raised: None,
     ) -> None:
         self.events = events
         self.new_uow = new_uow
@@ -163,7 +163,8 @@ class EventService:
             # capacity before this commit, so it left it (docs/inventory.md, "Capacity changes").
             # Harmless if the commit did not happen: those slots lie above the capacity it kept.
             self.capacity.raise_to(event_id, current.capacity, revised.capacity)
-        self.changed(event_id)  # this process's cached event is read again
+        # this process's cached event is read again; a raised capacity frees tickets for the line
+        self.changed(event_id, revised.capacity > current.capacity)
 
     def _fit_inventory(self, old: int, new: int, event_id: str, now: datetime) -> list[int]:
         if new < old:

@@ -17,10 +17,10 @@ import pytest
 from standardwebhooks import Webhook
 
 from dev.stack import Stack
+from dev.webhook_receiver import Receiver, running
 from tests.conftest import Api
 from tests.e2e.bookings_helpers import Http, shared_stack
 from tests.e2e.payments_helpers import assert_problem, firestore_for, paid, poll, stays
-from tests.e2e.webhook_receiver import Receiver, running
 
 
 @pytest.fixture

@@ -439,8 +439,8 @@ def test_a_raise_whose_commit_answer_was_lost_still_clears_its_range_and_the_cac
 ) -> None:
     """The event was saved (or not: nobody knows): this process reads it again, and the raised
     range is cleared once more, which is harmless if the save did not happen."""
-    told: list[str] = []
-    service = EventService(store, inventory, capacity, docs.new_uow, changed=told.append)
+    told: list[tuple[str, bool]] = []
+    service = EventService(store, inventory, capacity, docs.new_uow, changed=lambda e, raised: told.append((e, raised)))
     event = store.add(make_event(capacity=100))
     docs.answers_to_lose = 1
 
@@ -448,7 +448,7 @@ def test_a_raise_whose_commit_answer_was_lost_still_clears_its_range_and_the_cac
         service.update(ADMIN_A, event.id, EventPatch(capacity=150), '"1"')
 
     assert capacity.changes == [("raise", event.id, 100, 150), ("raise", event.id, 100, 150)]
-    assert told == [event.id], "the cached event is dropped"
+    assert told == [(event.id, True)], "the cached event is dropped, the line served"
     assert store.get(event.id).capacity == 150  # type: ignore[union-attr]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,6 +23,8 @@ from shared.domain_events import WEBHOOK_TYPES
 from shared.models import utcnow
 from shared.webhook_models import Delivery, WebhookEndpoint, delivery_id
 
+_POOL = ThreadPoolExecutor(8, thread_name_prefix="fanout-tasks")  # a message's first attempts, asked at once
+
 
 class EndpointReader(Protocol):
     def of_company(self, company_id: str) -> list[WebhookEndpoint]: ...
@@ -29,7 +32,7 @@ class EndpointReader(Protocol):
 
 class DeliveryMaker(Protocol):
     def get(self, delivery_id: str) -> tuple[Delivery, Revision] | None: ...
-    def create(self, delivery: Delivery) -> None: ...
+    def create_all(self, deliveries: list[Delivery]) -> None: ...
 
 
 class Fanout:
@@ -69,9 +72,8 @@ class Fanout:
             default=str,
         )
         now = utcnow()
-        made = 0
-        for endpoint in targets:
-            delivery = Delivery(
+        deliveries = [
+            Delivery(
                 id=delivery_id(endpoint.id, event_id),
                 endpoint_id=endpoint.id,
                 company_id=company_id,
@@ -84,12 +86,22 @@ class Fanout:
                 next_attempt_at=now,
                 updated_at=now,
             )
-            try:
-                self.deliveries.create(delivery)
-                made += 1
-            except DocumentExists:
-                found = self.deliveries.get(delivery.id)
-                if found is None or found[0].attempts > 0:
-                    continue  # its first attempt was made: this message is a redelivery
-            self.schedule(delivery.id, 1, now)
-        return made
+            for endpoint in targets
+        ]
+        try:
+            self.deliveries.create_all(deliveries)
+            fresh = deliveries
+        except DocumentExists:  # a redelivered message: make what is missing, one by one
+            fresh = [d for d in deliveries if self._made(d)]
+        list(_POOL.map(lambda d: self.schedule(d.id, 1, now), fresh))
+        return len(fresh)
+
+    def _made(self, delivery: Delivery) -> bool:
+        """Whether the delivery still needs its first attempt (made now, or made before but the
+        fan-out that made it died before asking for the attempt)."""
+        try:
+            self.deliveries.create_all([delivery])
+            return True
+        except DocumentExists:
+            found = self.deliveries.get(delivery.id)
+            return found is not None and found[0].attempts == 0 and found[0].state == "pending"

@@ -86,7 +86,7 @@ class Sender:
         status, error = self._post(endpoint[0], claimed)
         if status is not None and 200 <= status < 300:
             self._record(claimed, read_at, state="delivered", next_attempt_at=None, last_status=status, last_error=None)
-            self._succeeded(endpoint[0].id)
+            self._succeeded(endpoint)
             return "delivered"
         again = now + RETRY_SCHEDULE[min(n, len(RETRY_SCHEDULE)) - 1] if n < MAX_ATTEMPTS else None
         self._record(
@@ -139,12 +139,14 @@ class Sender:
             # a manual retry moved it meanwhile: its own attempt records its outcome
             log.info("delivery %s changed while attempt %d was sent", claimed.id, claimed.attempts)
 
-    def _succeeded(self, endpoint_id: str) -> None:
-        found = self.endpoints.get(endpoint_id)
-        if found is None or found[0].failing_since is None:
+    def _succeeded(self, found: tuple[WebhookEndpoint, Revision]) -> None:
+        """A success clears the endpoint's run of failures (read before the call: a failure
+        recorded meanwhile is cleared by the next success)."""
+        endpoint, read_at = found
+        if endpoint.failing_since is None:
             return
         with contextlib.suppress(ConcurrentUpdate):  # another outcome got there first; the next success clears it
-            self.endpoints.update(found[0].changed(utcnow(), failing_since=None), since=found[1])
+            self.endpoints.update(endpoint.changed(utcnow(), failing_since=None), since=read_at)
 
     def _failed(self, endpoint_id: str) -> None:
         found = self.endpoints.get(endpoint_id)

@@ -1,4 +1,4 @@
-"""A webhook receiver on 127.0.0.1 for the tests and the bench: it records every request and answers
+"""A webhook receiver on 127.0.0.1 for the tests and the benchmark: it records every request and answers
 with the statuses it is told to (all 200 by default), optionally after a delay."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    status: int = 200  # what the receiver answered
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -51,14 +52,14 @@ class Receiver:
 
 
 @contextmanager
-def running(receiver: Receiver | None = None) -> Iterator[Receiver]:
-    receiver = receiver or Receiver()
+def running(given: Receiver | None = None) -> Iterator[Receiver]:
+    receiver = given or Receiver()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            entry = Received({k.lower(): v for k, v in self.headers.items()}, body, time.time())
             status = receiver.next_status()
+            entry = Received({k.lower(): v for k, v in self.headers.items()}, body, time.time(), status)
             if receiver.delay:
                 time.sleep(receiver.delay)
             with receiver.lock:
