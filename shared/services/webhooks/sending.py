@@ -79,8 +79,14 @@ class Sender:
         except ConcurrentUpdate:
             return "already attempted"
         endpoint = self.endpoints.get(claimed.endpoint_id)
-        if endpoint is None or endpoint[0].status != "enabled":
-            why = "the endpoint was deleted" if endpoint is None else "the endpoint is disabled"
+        if endpoint is None or not endpoint[0].wants(claimed.type):
+            why = (
+                "the endpoint was deleted"
+                if endpoint is None
+                else "the endpoint is disabled"
+                if endpoint[0].status != "enabled"
+                else "the endpoint no longer subscribes to this type"
+            )
             self._record(claimed, read_at, state="failed", next_attempt_at=None, last_status=None, last_error=why)
             return "dropped"
         status, error = self._post(endpoint[0], claimed)
