@@ -41,7 +41,7 @@ from dev.gateway import load_routes, path_regex
 from dev.stack import Stack
 from shared.core.devissuer import DevIssuer, generate_private_key_pem
 from tests.conftest import Api, event_body, user_body
-from tests.e2e.payments_helpers import book, deliver, paid, stripe_event, wait_for_status
+from tests.e2e.payments_helpers import book, deliver, paid, poll, stripe_event, wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,6 +105,7 @@ INTERNAL_ROUTES = served_routes(internal=True)
 # ---- what each caller gets ------------------------------------------------------------------
 
 # An expectation is the status, then for a refusal the problem's code: "201", "404 not_found".
+HOOK_URL = "http://127.0.0.1:9/hooks"  # nothing listens there: deliveries fail and are retried later
 UNAUTHENTICATED = "401 unauthenticated"
 NOT_REGISTERED = "403 not_registered"
 FORBIDDEN = "403 forbidden"
@@ -146,6 +147,11 @@ def company_admin(ok: str) -> Access:
     return Access(UNAUTHENTICATED, UNAUTHENTICATED, NOT_REGISTERED, FORBIDDEN, FORBIDDEN, FORBIDDEN, ok)
 
 
+def endpoint_admin(ok: str) -> Access:
+    """A company's own webhook endpoint: another company's admin may not know it exists."""
+    return Access(UNAUTHENTICATED, UNAUTHENTICATED, NOT_REGISTERED, FORBIDDEN, FORBIDDEN, NOT_FOUND, ok)
+
+
 def owner_or_company_admin(ok: str) -> Access:
     return Access(UNAUTHENTICATED, UNAUTHENTICATED, NOT_REGISTERED, ok, NOT_FOUND, NOT_FOUND, ok)
 
@@ -172,6 +178,9 @@ class World:
     promo_code: str  # a promo code of event_id (changed by the PATCH route)
     cancel_event_id: str  # published, nothing booked (cancelled by the cancel route)
     entry_id: str  # the buyer's waitlist entry of a sold-out event (left by the DELETE route)
+    endpoint_id: str  # a webhook endpoint of company_id, subscribed to everything
+    doomed_endpoint_id: str  # another one (deleted by the DELETE route)
+    delivery_id: str  # a delivery of endpoint_id (sent again by the retry route)
 
 
 # Path parameter -> World attribute, unless a Case says otherwise.
@@ -184,6 +193,8 @@ DEFAULT_PARAMS = {
     "invitation_id": "invitation_id",
     "code": "promo_code",
     "entry_id": "entry_id",
+    "endpoint_id": "endpoint_id",
+    "delivery_id": "delivery_id",
 }
 
 
@@ -296,6 +307,19 @@ CASES = [
     Case("POST", "/v1/events/{event_id}/checkin-devices", company_admin("201"), body=lambda: {"name": "Gate 2"}),
     Case("GET", "/v1/events/{event_id}/checkin-devices", company_admin("200")),
     Case("DELETE", "/v1/events/{event_id}/checkin-devices/{device_id}", company_admin("204")),
+    # Outbound webhook endpoints: an admin's own company's (a rival admin registers their own).
+    Case("POST", "/v1/webhook-endpoints", any_admin("201"), body=lambda: {"url": HOOK_URL, "events": ["*"]}),
+    Case("GET", "/v1/webhook-endpoints", any_admin("200")),
+    Case("GET", "/v1/webhook-endpoints/{endpoint_id}", endpoint_admin("200")),
+    Case("PATCH", "/v1/webhook-endpoints/{endpoint_id}", endpoint_admin("200"), body=lambda: {"events": ["*"]}),
+    Case(
+        "DELETE",
+        "/v1/webhook-endpoints/{endpoint_id}",
+        endpoint_admin("204"),
+        params={"endpoint_id": "doomed_endpoint_id"},
+    ),
+    Case("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", endpoint_admin("200")),
+    Case("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry", endpoint_admin("202")),
     Case(
         "POST",
         "/v1/bookings/{booking_id}/refund",
@@ -358,6 +382,10 @@ def case_for(name: str) -> Case:
 @pytest.fixture(scope="module")
 def world(api: Api) -> World:
     admin, admin_user = api.register_admin()
+    hooks = [
+        api.call("POST", "/v1/webhook-endpoints", admin, json={"url": HOOK_URL, "events": ["*"]}) for _ in range(2)
+    ]
+    assert [h.status_code for h in hooks] == [201, 201], [h.text for h in hooks]
     tag = secrets.token_hex(4)
     event = api.create_event(admin, name=f"Matrix {tag}")
     other_event = api.create_event(admin, name=f"Matrix cancel {tag}")
@@ -383,6 +411,10 @@ def world(api: Api) -> World:
     book(api, other_buyer, sold_out["id"])
     waiting = api.call("POST", f"/v1/events/{sold_out['id']}/waitlist", buyer, json={"quantity": 1})
     assert waiting.status_code == 201, waiting.text
+    endpoint_id = hooks[0].json()["id"]
+    log = f"/v1/webhook-endpoints/{endpoint_id}/deliveries"
+    deliveries = poll(lambda: api.call("GET", log, admin).json()["items"], timeout=30)
+    assert deliveries, "no webhook delivery was made for the world's changes"
     return World(
         admin=admin,
         company_id=admin_user["company_id"],
@@ -401,6 +433,9 @@ def world(api: Api) -> World:
         promo_code="MATRIX",
         cancel_event_id=doomed_event["id"],
         entry_id=waiting.json()["id"],
+        endpoint_id=endpoint_id,
+        doomed_endpoint_id=hooks[1].json()["id"],
+        delivery_id=deliveries[0]["id"],
     )
 
 
