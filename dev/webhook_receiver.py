@@ -31,6 +31,7 @@ class Receiver:
     answers: list[int] = field(default_factory=list)  # statuses to answer in turn, then `status`
     status: int = 200
     delay: float = 0.0
+    location: str | None = None  # sent with a 3xx answer
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +66,8 @@ def running(given: Receiver | None = None) -> Iterator[Receiver]:
             with receiver.lock:
                 receiver.received.append(entry)
             self.send_response(status)
+            if receiver.location and 300 <= status < 400:
+                self.send_header("Location", receiver.location)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

@@ -249,6 +249,18 @@ def test_a_name_that_resolves_to_nothing_public_at_delivery_is_not_sent_to(api: 
     assert found[0]["last_error"].startswith("not sent"), found[0]
 
 
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(api: Api, receiver: Receiver) -> None:
+    with running(Receiver(status=307, location=receiver.url)) as redirecting:
+        admin, _ = api.register_admin()
+        endpoint = register(api, admin, redirecting.url, ["event.created"])
+        api.create_event(admin)
+        tried = poll(lambda: (d := log_of(api, admin, endpoint["id"])) and d[0]["attempts"] == 1 and d, timeout=30)
+        assert tried
+        assert (tried[0]["state"], tried[0]["last_status"]) == ("pending", 307)
+        assert len(redirecting.received) == 1
+        assert stays(lambda: receiver.received == [], seconds=1.0), "the redirect was followed"
+
+
 @pytest.fixture(scope="module")
 def crashy(pytestconfig: pytest.Config) -> Stack:
     """Every relay after a commit is skipped, as if the process died between the commit and it."""
