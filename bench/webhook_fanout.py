@@ -25,14 +25,14 @@ from typing import Any
 
 import aiohttp
 
-from dev.webhook_receiver import Receiver, running
+from dev.webhook_receiver import Received, Receiver, running
 
 CREATED = 200
 UPDATES = 4
 CLIENTS = 20
 RATE = 10.0  # domain events committed per second (what the local Pub/Sub emulator's push, at most 2
 # messages at once, serves with room on 2 cores; a deployed push subscription scales out instead)
-QUIET_S = 15.0  # before the workload: what earlier parts left in the stream's relay is fanned out first
+PROBE_S = 180.0  # at most this long for the probe: what earlier parts left in the relay goes first
 SLOW_S = 0.2
 FLAKY_S = 4.0
 DEADLINE_S = 180.0
@@ -144,11 +144,12 @@ def webhook_fanout(base: str, admin: str, event_body: dict[str, Any], progress: 
         for receiver in receivers.values():
             running_receivers.enter_context(running(receiver))
         asyncio.run(_register(base, admin, receivers))
-        time.sleep(QUIET_S)
+        _wait_for_quiet(base, admin, event_body, receivers["all"], progress)
         started = time.time()
         receivers["flaky"].until = started + FLAKY_S  # type: ignore[attr-defined]
         events = asyncio.run(_produce(base, admin, event_body, progress))
         produced = time.time()
+        ours = set(events)
         expected = {
             "all": CREATED * (1 + UPDATES),
             "created": CREATED,
@@ -158,18 +159,18 @@ def webhook_fanout(base: str, admin: str, event_body: dict[str, Any], progress: 
         }
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
-            done = sum(min(len(_unique(r)), expected[n]) for n, r in receivers.items())
+            done = sum(min(len(_unique(r, ours)), expected[n]) for n, r in receivers.items())
             progress("webhook deliveries", done, sum(expected.values()))
-            if all(len(_unique(r)) >= expected[n] for n, r in receivers.items()):
+            if all(len(_unique(r, ours)) >= expected[n] for n, r in receivers.items()):
                 break
             time.sleep(0.5)
         finished = time.time()
-    per_endpoint = {name: _judge(name, receivers[name], expected[name]) for name in receivers}
+    per_endpoint = {name: _judge(name, receivers[name], expected[name], ours) for name in receivers}
     healthy_lags = [lag for name in HEALTHY for lag in per_endpoint[name].pop("lags")]
     slow_lags = per_endpoint["slow"].pop("lags")
     flaky_lags = per_endpoint["flaky"].pop("lags")
     delivered = sum(p["delivered"] for p in per_endpoint.values())
-    last = max((r.at for rec in receivers.values() for r in rec.received), default=finished)
+    last = max((r.at for rec in receivers.values() for r in _ours(rec, ours)), default=finished)
     return {
         "events": len(events),
         "domain_events": len(events) * (1 + UPDATES),
@@ -189,18 +190,47 @@ def webhook_fanout(base: str, admin: str, event_body: dict[str, Any], progress: 
     }
 
 
-def _unique(receiver: Receiver) -> set[str]:
-    """The webhook ids the receiver accepted (answered 2xx)."""
+def _wait_for_quiet(base: str, admin: str, event_body: dict[str, Any], receiver: Receiver, progress: Any) -> None:
+    """Create one probe event and wait until it is delivered: the stream's relay pushes roughly in
+    order, so what earlier parts of the bench left in it (thousands of refunds, cancels and offers)
+    has been fanned out by then, and the workload's lag is its own."""
+
+    async def probe() -> str:
+        async with aiohttp.ClientSession() as session:
+            status, body, _ = await _call(
+                session, "POST", f"{base}/v1/events", admin, json={**event_body, "name": "Fan-out probe"}
+            )
+        if status != 201:
+            raise RuntimeError(f"probe event answered {status}: {body}")
+        return str(body["id"])
+
+    probe_id = asyncio.run(probe())
+    deadline = time.monotonic() + PROBE_S
+    while time.monotonic() < deadline:
+        with receiver.lock:
+            if any(r.payload.get("data", {}).get("id") == probe_id for r in receiver.received):
+                progress("webhook probe delivered", 1, 1)
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the probe webhook was not delivered: the fan-out is stuck")
+
+
+def _ours(receiver: Receiver, events: set[str]) -> list[Received]:
+    """What the receiver got about the workload's events (not the probe)."""
     with receiver.lock:
-        return {r.headers.get("webhook-id", "") for r in receiver.received if 200 <= r.status < 300}
+        return [r for r in receiver.received if r.payload.get("data", {}).get("id") in events]
 
 
-def _judge(name: str, receiver: Receiver, expected: int) -> dict[str, Any]:
+def _unique(receiver: Receiver, events: set[str]) -> set[str]:
+    """The webhook ids the receiver accepted (answered 2xx)."""
+    return {r.headers.get("webhook-id", "") for r in _ours(receiver, events) if 200 <= r.status < 300}
+
+
+def _judge(name: str, receiver: Receiver, expected: int, events: set[str]) -> dict[str, Any]:
     wanted = SUBSCRIPTIONS[name]
     first: dict[str, float] = {}
     unsubscribed = 0
-    with receiver.lock:
-        received = list(receiver.received)
+    received = _ours(receiver, events)
     accepted = [r for r in received if 200 <= r.status < 300]
     for r in received:
         if "*" not in wanted and r.payload["type"] not in wanted:
