@@ -29,7 +29,6 @@ from shared.core.errors import (
 from shared.dal.records import BuyerHolds, ConcurrentUpdate, DocumentExists, HoldPlan, IdempotencyRecord, UnitOfWork
 from shared.domain_events import BOOKING_CONFIRMED, Actor, change
 from shared.models import Booking, Event, new_id, utcnow
-from shared.payments.minimums import minimum_charge
 from shared.promo_models import PromoCode
 from shared.services.bookings.keys import key_id, request_hash_of
 from shared.services.bookings.ports import (
@@ -43,7 +42,7 @@ from shared.services.bookings.ports import (
 )
 from shared.services.counting import TakenCounter
 from shared.services.identity import Principal
-from shared.services.promo.uses import PromoUses
+from shared.services.promo.uses import PromoUses, refuse_below_minimum_charge
 from shared.services.retry import backoff
 from shared.services.slots import NoFreeSlots, SlotPicker
 from shared.services.tickets.issuing import TicketIssuer
@@ -156,7 +155,7 @@ class Holding:
         try:
             if request.promo_code:
                 promo = self.promos.usable(event.id, request.promo_code, now)
-                _refuse_below_minimum_charge(event, promo, quantity, event.unit_price(taken))
+                refuse_below_minimum_charge(promo, quantity, event.unit_price(taken), event.currency)
                 uses = self.promos.reserve(promo, now, reread=attempt >= 2)
         except Exception:
             self.picker.done(event.id, picks, claimed=False)
@@ -291,15 +290,3 @@ class Holding:
         if found is None:
             raise Unavailable("the earlier request with this key is still being recorded")
         return found[0]
-
-
-def _refuse_below_minimum_charge(event: Event, promo: PromoCode, quantity: int, unit_price: int) -> None:
-    """A code that leaves a total above 0 but below the smallest card payment would make a booking
-    nobody can pay: refused before anything is claimed (a total of 0 is confirmed at once)."""
-    total = unit_price * quantity - promo.discount(unit_price, quantity)
-    smallest = minimum_charge(event.currency)
-    if 0 < total < smallest:
-        raise PromoCodeInvalid(
-            f"with {promo.code} the total would be {total} (minor units of {event.currency}), below the "
-            f"smallest card payment of {smallest}; book more tickets or without the code"
-        )

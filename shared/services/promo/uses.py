@@ -17,6 +17,7 @@ from typing import Protocol
 from shared.core.errors import PromoCodeExhausted, PromoCodeInvalid
 from shared.dal.records import Claim, Revision, UnitOfWork
 from shared.models import Booking
+from shared.payments.minimums import minimum_charge
 from shared.promo_models import PromoCode, pool_of
 from shared.services.slots import NoFreeSlots, SlotPicker
 
@@ -134,3 +135,15 @@ class PromoUses:
 def _pool(booking: Booking) -> str:
     assert booking.promo_code is not None
     return pool_of(booking.event_id, booking.promo_code)
+
+
+def refuse_below_minimum_charge(promo: PromoCode, quantity: int, unit_price: int, currency: str) -> None:
+    """A code that leaves a total above 0 but below the smallest card payment would make a booking
+    nobody can pay: refused before anything is claimed (a total of 0 is confirmed at once)."""
+    total = unit_price * quantity - promo.discount(unit_price, quantity)
+    smallest = minimum_charge(currency)
+    if 0 < total < smallest:
+        raise PromoCodeInvalid(
+            f"with {promo.code} the total would be {total} (minor units of {currency}), below the "
+            f"smallest card payment of {smallest}; book more tickets or without the code"
+        )
