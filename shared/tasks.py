@@ -40,8 +40,11 @@ class CloudTasksExpiryScheduler:
 
     @property
     def queue_path(self) -> str:
+        return self._queue(self.settings.expiry_queue)
+
+    def _queue(self, name: str) -> str:
         s = self.settings
-        return f"projects/{s.gcp_project}/locations/{s.region}/queues/{s.expiry_queue}"
+        return f"projects/{s.gcp_project}/locations/{s.region}/queues/{name}"
 
     def client(self) -> Any:
         with self._lock:
@@ -86,7 +89,7 @@ class CloudTasksExpiryScheduler:
 
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(datetime.fromtimestamp(window * SERVE_WINDOW + SERVE_MARGIN, UTC))
-        queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.waitlist_queue
+        queue = self._queue(self.settings.waitlist_queue)
         task = {
             "name": f"{queue}/tasks/serve-{event_id}-{window}",
             "schedule_time": when,
@@ -109,7 +112,7 @@ class CloudTasksExpiryScheduler:
 
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(at)
-        queue = self.queue_path.rsplit("/", 1)[0] + "/" + self.settings.webhook_queue
+        queue = self._queue(self.settings.webhook_queue)
         name = f"deliver-{delivery_id}-{attempt}" + (f"-now-{int(time.time() * 1000)}" if now else "")
         request = self._request("send", {"delivery_id": delivery_id, "attempt": attempt}, webhook=True)
         task = {"name": f"{queue}/tasks/{name}", "schedule_time": when, "http_request": request}

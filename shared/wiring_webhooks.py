@@ -9,6 +9,8 @@ import logging
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from shared.models import utcnow
+
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.dal.webhooks import DeliveryDAL, EndpointDAL
@@ -65,7 +67,7 @@ class WebhookServices:
             self.delivery_store,
             self.guard,
             self.box,
-            lambda delivery_id, n: schedule(delivery_id, n, _now(), now=True),
+            lambda delivery_id, n: schedule(delivery_id, n, utcnow(), now=True),
         )
 
     @cached_property
@@ -96,7 +98,7 @@ class WebhookServices:
         from shared.schemas import BookingOut, EventOut, TicketOut, WaitlistEntryOut
         from shared.wiring_cancel import cancel_services
 
-        r, now = self.root, _now()
+        r, now = self.root, utcnow()
         if object_type == "booking":
             booking = r.booking_store.get(object_id)
             return BookingOut.of(booking[0], now).model_dump(mode="json") if booking else None
@@ -142,12 +144,6 @@ class WebhookServices:
                 sender.send(admin.email, "A webhook endpoint was disabled", body)
             except Exception:
                 log.warning("could not tell admin %s about endpoint %s", admin.id, endpoint.id)
-
-
-def _now() -> Any:
-    from shared.models import utcnow
-
-    return utcnow()
 
 
 @lru_cache(maxsize=4)
